@@ -1,0 +1,3 @@
+"""paybench: a Locust-based performance harness for a payments backend."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,233 @@
+"""Frozen dataclasses shared by every module of the harness.
+
+Units are in the names: ``_ms`` milliseconds, ``_s`` seconds, ``_pct`` percent, ``rps``
+requests per second. Latency histograms are HdrHistograms of microseconds (see
+``harness.stats``); they are typed loosely here so that this module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# The aggregate of every request name, as Locust calls it.
+AGGREGATE_KEY = "Aggregated"
+
+Operator = Literal["<", "<=", ">", ">="]
+Status = Literal["pass", "fail", "no samples"]
+Outcome = Literal["PASS", "FAIL", "UNRELIABLE", "INCOMPLETE"]
+
+
+def request_key(request_type: str, name: str) -> str:
+    """The name a budget uses for a request: ``"POST /api/payments/v2/initiate"``."""
+    return f"{request_type} {name}" if request_type else name
+
+
+@dataclass(frozen=True)
+class RequestStats:
+    """What one request name (or the aggregate) did over one window of the run.
+
+    ``count`` counts completed requests, failures included; ``cut_off`` counts requests
+    that were sent but still in flight when the run stopped (not in ``count``).
+    ``histogram`` holds the exact latencies (microseconds) of the completed requests;
+    without it (a plain Locust CSV folder) only ``locust_percentiles_ms`` are known.
+    """
+
+    request_type: str
+    name: str
+    count: int
+    failures: int
+    duration_s: float
+    avg_ms: float | None
+    min_ms: float | None
+    max_ms: float | None
+    cut_off: int = 0
+    histogram: Any = None
+    interval_histograms: tuple[Any, ...] = ()
+    locust_percentiles_ms: Mapping[float, float] = field(default_factory=dict)
+    source: Literal["paybench", "locust"] = "paybench"
+
+    @property
+    def key(self) -> str:
+        if self.name == AGGREGATE_KEY:
+            return AGGREGATE_KEY
+        return request_key(self.request_type, self.name)
+
+    @property
+    def rps(self) -> float:
+        return self.count / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def error_rate_pct(self) -> float | None:
+        return 100.0 * self.failures / self.count if self.count else None
+
+    def percentile_ms(self, percent: float) -> float | None:
+        """The ``percent`` percentile in ms; None when no sample or the data lacks it."""
+        if self.count == 0:
+            return None
+        if self.histogram is not None:
+            return self.histogram.get_value_at_percentile(percent) / 1000.0
+        return self.locust_percentiles_ms.get(percent)
+
+
+@dataclass(frozen=True)
+class IntervalPoint:
+    """One interval of the run's timeline (for progress and the report's charts)."""
+
+    start_s: float  # seconds since the run started
+    duration_s: float
+    users: int
+    requests: int
+    failures: int
+    percentiles_ms: Mapping[str, Mapping[str, float]]  # request key -> {"p50": .., "p95": ..}
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    request_key: str
+    message: str
+    count: int
+    first_seen_s: float | None = None  # seconds since start, when known
+    last_seen_s: float | None = None
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    run_id: str
+    profile: str | None
+    host: str
+    target: Literal["reference", "external", "unknown"]
+    users: int | None
+    spawn_rate: float | None
+    run_time_s: float | None  # as planned
+    workers: int
+    started_at: str | None  # ISO-8601 UTC
+    ended_at: str | None
+    locust_version: str | None
+    paybench_version: str
+    git_commit: str | None
+    scenario_version: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A run read from its folder: the steady-state window that budgets judge, and the rest."""
+
+    meta: RunMeta
+    requests: tuple[RequestStats, ...]  # steady state, per request name
+    total: RequestStats  # steady state, every request name together
+    ramp: tuple[RequestStats, ...] = ()  # before the steady state, reported apart
+    steady_start_s: float = 0.0
+    steady_end_s: float = 0.0
+    timeline: tuple[IntervalPoint, ...] = ()
+    failures: tuple[FailureRecord, ...] = ()
+    locust_requests: tuple[RequestStats, ...] = ()  # Locust's own figures, for reference
+    incomplete: bool = False
+    incomplete_reason: str | None = None
+    unreliable_reasons: tuple[str, ...] = ()
+    exact: bool = True  # False when only Locust's rounded figures were available
+
+    def find(self, key: str) -> RequestStats | None:
+        if key == AGGREGATE_KEY:
+            return self.total
+        return next((r for r in self.requests if r.key == key), None)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One limit: ``requests."GET /api/plans".p95: "< 300ms"``.
+
+    ``selector`` is a request key, a glob over request keys, or ``AGGREGATE_KEY`` for the
+    whole run. ``limit`` is in the metric's canonical unit: ms for times, percent for
+    ``error_rate``, requests/s for ``rps``, requests for ``count``.
+    """
+
+    key_path: str
+    selector: str
+    metric: str  # avg, min, max, median, pNN / pNN.N, error_rate, rps, count
+    op: Operator
+    limit: float
+    text: str  # as written, e.g. "< 2s"
+
+    @property
+    def unit(self) -> str:
+        return metric_unit(self.metric)
+
+
+@dataclass(frozen=True)
+class RegressionBudget:
+    """How far a metric may move against the baseline: ``p95: "+10% significant"``."""
+
+    key_path: str
+    selector: str
+    metric: str
+    max_increase: float  # percent of the baseline, or points for error_rate
+    relative: bool  # True: percent of baseline; False: absolute points/units
+    significant_only: bool
+    text: str
+
+
+@dataclass(frozen=True)
+class Budgets:
+    source: str  # the file the budgets came from, for messages
+    budgets: tuple[Budget, ...]
+    regressions: tuple[RegressionBudget, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    warmup_s: float = 0.0
+    baseline_runs: int = 5
+    expected_peak_rps: float | None = None
+    profile: str | None = None
+
+
+@dataclass(frozen=True)
+class BudgetResult:
+    budget: Budget | RegressionBudget
+    request_key: str  # the matched request key, or AGGREGATE_KEY
+    status: Status
+    measured: float | None
+    limit: float
+    margin_pct: float | None  # headroom left, in percent of the limit; negative when broken
+    ci_low: float | None = None
+    ci_high: float | None = None
+    marginal: bool = False  # the confidence interval straddles the limit
+    baseline: str | None = None  # for regression budgets: what the baseline was
+    message: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    results: tuple[BudgetResult, ...]
+    reasons: tuple[str, ...] = ()  # why UNRELIABLE / INCOMPLETE
+
+    @property
+    def broken(self) -> tuple[BudgetResult, ...]:
+        return tuple(r for r in self.results if not r.passed)
+
+    @property
+    def marginal(self) -> tuple[BudgetResult, ...]:
+        return tuple(r for r in self.results if r.marginal)
+
+
+TIME_METRICS = ("avg", "min", "max", "median")
+
+
+def is_percentile_metric(metric: str) -> bool:
+    return metric.startswith("p") and metric[1:].replace(".", "", 1).isdigit()
+
+
+def percentile_of(metric: str) -> float:
+    """``"median"`` -> 50.0, ``"p99.9"`` -> 99.9."""
+    return 50.0 if metric == "median" else float(metric[1:])
+
+
+def metric_unit(metric: str) -> str:
+    if metric in TIME_METRICS or is_percentile_metric(metric):
+        return "ms"
+    return {"error_rate": "%", "rps": "req/s", "count": "requests"}[metric]
