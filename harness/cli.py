@@ -1,0 +1,247 @@
+"""The ``paybench`` command line: parse, call the library, print, exit with the code.
+
+Every user-facing error is a ``PaybenchError`` raised by the library and caught here, in
+one place, as one line on stderr and the documented exit code (see harness/errors.py).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from harness import __version__
+from harness.errors import EXIT_INTERRUPTED, PaybenchError
+from harness.profiles import PROJECT_ROOT, parse_duration
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"paybench: error: {message}", err=True)
+    sys.exit(code)
+
+
+def user_errors(fn: F) -> F:
+    """Turn a PaybenchError into its one line and exit code; Ctrl-C into exit 130."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PaybenchError as e:
+            _fail(e.message, e.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", EXIT_INTERRUPTED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _default_budgets() -> Path:
+    local = Path("budgets.yaml")
+    return local if local.exists() else PROJECT_ROOT / "budgets.yaml"
+
+
+def _duration(_ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value, f"--{param.name.replace('_', '-')}")  # type: ignore[union-attr]
+    except PaybenchError as e:
+        raise click.BadParameter(e.message.split(": ", 1)[-1]) from None
+
+
+def _raise_interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="paybench")
+def main() -> None:
+    """paybench: load-test a payments API with Locust and judge it against budgets.yaml."""
+
+
+def _print_outcome(outcome: Any) -> None:
+    from harness.evaluate import format_verdict_table
+
+    for line in format_verdict_table(outcome.verdict):
+        click.echo(line)
+    click.echo("")
+    click.echo(f"run folder: {outcome.run_dir}")
+    html = next((p for p in outcome.report_paths if p.suffix == ".html"), None)
+    if html is not None:
+        click.echo(f"report:     {html}")
+    if outcome.history_note:
+        click.echo(f"history:    {outcome.history_note}")
+
+
+@main.command()
+@click.option(
+    "--profile",
+    default="smoke",
+    show_default=True,
+    help="Load profile: a file locustfiles/profiles/<name>.conf.",
+)
+@click.option(
+    "--host",
+    default=None,
+    help="Target base URL. Without it, the built-in reference API is started on loopback.",
+)
+@click.option(
+    "--budgets",
+    "budgets_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Budgets file [default: ./budgets.yaml, else the project's].",
+)
+@click.option(
+    "--users", type=click.IntRange(min=1), default=None, help="Override the profile's users."
+)
+@click.option(
+    "--spawn-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Users started per second.",
+)
+@click.option("--run-time", callback=_duration, default=None, help="e.g. 30s, 5m, 1h30m.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Locust worker processes (--processes N); 0 runs one process.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Output root; the run folder is <out>/runs/<run-id>/.",
+)
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    help="Allow this non-loopback host name for this run (repeatable).",
+)
+@click.option(
+    "--locustfile",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Scenario file [default: locustfiles/payments.py].",
+)
+@click.option(
+    "--target-config",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Behaviour model YAML for the built-in reference target.",
+)
+@click.option(
+    "--target-slowdown",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Slow the reference target down by this factor (a deliberate regression).",
+)
+@click.option(
+    "--target-error-rate",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Fraction of requests the reference target fails on purpose.",
+)
+@click.option("--no-history", is_flag=True, help="Do not record the run in the history.")
+@user_errors
+def run(
+    profile: str,
+    host: str | None,
+    budgets_path: Path | None,
+    users: int | None,
+    spawn_rate: float | None,
+    run_time: float | None,
+    workers: int,
+    out: Path,
+    allow_hosts: tuple[str, ...],
+    locustfile: Path | None,
+    target_config: Path | None,
+    target_slowdown: float | None,
+    target_error_rate: float | None,
+    no_history: bool,
+) -> None:
+    """Run a load profile, judge it against the budgets, write the reports."""
+    from harness import pipeline
+
+    overrides: dict[str, Any] = {}
+    if target_slowdown is not None:
+        overrides["slowdown"] = target_slowdown
+    if target_error_rate is not None:
+        overrides["error_rate"] = target_error_rate
+    if host and (target_config or overrides):
+        _fail(
+            "--target-config/--target-slowdown/--target-error-rate apply to the built-in "
+            "target only; drop them or drop --host",
+            2,
+        )
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    outcome = pipeline.run(
+        profile=profile,
+        host=host,
+        budgets_path=budgets_path or _default_budgets(),
+        users=users,
+        spawn_rate=spawn_rate,
+        run_time_s=run_time,
+        workers=workers,
+        out=out,
+        allow_hosts=allow_hosts,
+        locustfile=locustfile,
+        target_config=target_config,
+        target_overrides=overrides,
+        history=not no_history,
+        on_progress=lambda line: click.echo(line, err=True),
+    )
+    _print_outcome(outcome)
+    sys.exit(outcome.exit_code)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--budgets",
+    "budgets_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Budgets file [default: ./budgets.yaml, else the project's].",
+)
+@click.option("--profile", default=None, help="Profile overrides to apply [default: the run's].")
+@user_errors
+def check(run_dir: Path, budgets_path: Path | None, profile: str | None) -> None:
+    """Judge an existing run folder again (also one written by plain `locust --csv`)."""
+    from harness import pipeline
+
+    outcome = pipeline.check(
+        run_dir=run_dir, budgets_path=budgets_path or _default_budgets(), profile=profile
+    )
+    _print_outcome(outcome)
+    sys.exit(outcome.exit_code)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--budgets",
+    "budgets_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Budgets file [default: ./budgets.yaml, else the project's].",
+)
+@user_errors
+def report(run_dir: Path, budgets_path: Path | None) -> None:
+    """Render report.html, summary.md and junit.xml of a run folder again."""
+    from harness import pipeline
+
+    outcome = pipeline.rerender(run_dir=run_dir, budgets_path=budgets_path or _default_budgets())
+    for path in outcome.report_paths:
+        click.echo(f"wrote {path}")

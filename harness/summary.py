@@ -1,0 +1,120 @@
+"""``summary.json``: the judged run, in a versioned, human-readable format.
+
+Format history (``format_version``):
+1: first version.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from harness.errors import FormatError
+from harness.model import BudgetResult, RequestStats, RunResult, Verdict
+
+SUMMARY_FILE = "summary.json"
+SUMMARY_FORMAT = "paybench-summary"
+SUMMARY_VERSION = 1
+
+PERCENTILES = (
+    ("p50_ms", 50.0),
+    ("p90_ms", 90.0),
+    ("p95_ms", 95.0),
+    ("p99_ms", 99.0),
+    ("p99_9_ms", 99.9),
+)
+
+
+def _round(v: float | None, digits: int = 3) -> float | None:
+    return None if v is None else round(v, digits)
+
+
+def request_row(r: RequestStats) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "key": r.key,
+        "type": r.request_type,
+        "name": r.name,
+        "count": r.count,
+        "failures": r.failures,
+        "cut_off": r.cut_off,
+        "error_rate_pct": _round(r.error_rate_pct),
+        "rps": _round(r.rps),
+        "avg_ms": _round(r.avg_ms),
+        "min_ms": _round(r.min_ms),
+        "max_ms": _round(r.max_ms),
+    }
+    for column, p in PERCENTILES:
+        row[column] = _round(r.percentile_ms(p))
+    row["source"] = r.source
+    return row
+
+
+def budget_row(b: BudgetResult) -> dict[str, Any]:
+    return {
+        "key_path": b.budget.key_path,
+        "request": b.request_key,
+        "metric": b.budget.metric,
+        "budget": b.budget.text,
+        "status": b.status,
+        "measured": _round(b.measured),
+        "limit": b.limit,
+        "margin_pct": _round(b.margin_pct, 2),
+        "ci_low": _round(b.ci_low),
+        "ci_high": _round(b.ci_high),
+        "marginal": b.marginal,
+        "baseline": b.baseline,
+        "message": b.message,
+    }
+
+
+def build_summary(result: RunResult, verdict: Verdict, exit_code: int) -> dict[str, Any]:
+    return {
+        "format": SUMMARY_FORMAT,
+        "format_version": SUMMARY_VERSION,
+        "run": asdict(result.meta),
+        "verdict": {
+            "outcome": verdict.outcome,
+            "exit_code": exit_code,
+            "reasons": list(verdict.reasons),
+            "budgets": [budget_row(b) for b in verdict.results],
+        },
+        "measurement": "paybench-hdr" if result.exact else "locust-csv",
+        "incomplete": result.incomplete,
+        "incomplete_reason": result.incomplete_reason,
+        "unreliable_reasons": list(result.unreliable_reasons),
+        "steady_state": {
+            "start_s": _round(result.steady_start_s),
+            "end_s": _round(result.steady_end_s),
+        },
+        "total": request_row(result.total),
+        "requests": [request_row(r) for r in result.requests],
+        "ramp": [request_row(r) for r in result.ramp],
+        "locust": [request_row(r) for r in result.locust_requests],
+    }
+
+
+def write_summary(run_dir: Path, result: RunResult, verdict: Verdict, exit_code: int) -> Path:
+    path = run_dir / SUMMARY_FILE
+    tmp = path.with_suffix(".json.tmp")
+    data = build_summary(result, verdict, exit_code)
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def load_summary(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise FormatError(f"{path}: unreadable ({e})") from None
+    if not isinstance(data, dict) or data.get("format") != SUMMARY_FORMAT:
+        raise FormatError(f"{path}: not a paybench summary.json")
+    version = data.get("format_version")
+    if not isinstance(version, int) or version > SUMMARY_VERSION:
+        raise FormatError(
+            f"{path}: format version {version} is newer than this paybench understands "
+            f"({SUMMARY_VERSION}); upgrade paybench"
+        )
+    return data
