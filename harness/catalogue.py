@@ -23,7 +23,9 @@ HEALTH = ("GET", "/api/health")
 HEALTH_DATABASE = ("GET", "/api/health/database")
 HEALTH_REDIS = ("GET", "/api/health/redis")
 HEALTH_PAYMENTS = ("GET", "/api/payments/v2/health")
+# One entry per journey, initiate to the final state the client saw (FLOW is not HTTP).
 FLOW_CHECKOUT = ("FLOW", "checkout: initiate -> confirmed")
+FLOW_CHECKOUT_FAILED = ("FLOW", "checkout: initiate -> failed")
 
 ALL = (
     PLANS,
@@ -39,6 +41,7 @@ ALL = (
     HEALTH_REDIS,
     HEALTH_PAYMENTS,
     FLOW_CHECKOUT,
+    FLOW_CHECKOUT_FAILED,
 )
 
 REQUEST_KEYS = tuple(request_key(t, n) for t, n in ALL)

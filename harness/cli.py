@@ -18,6 +18,7 @@ import click
 from harness import __version__
 from harness.errors import EXIT_INTERRUPTED, PaybenchError
 from harness.profiles import PROJECT_ROOT, parse_duration
+from harness.target.cli import target_group
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,6 +73,11 @@ def _print_outcome(outcome: Any) -> None:
     for line in format_verdict_table(outcome.verdict):
         click.echo(line)
     click.echo("")
+    if not outcome.result.exact:
+        click.echo(
+            "measured by: Locust's CSV (response times rounded to ~2 significant digits; "
+            "run through paybench for exact percentiles)"
+        )
     click.echo(f"run folder: {outcome.run_dir}")
     html = next((p for p in outcome.report_paths if p.suffix == ".html"), None)
     if html is not None:
@@ -245,3 +251,6 @@ def report(run_dir: Path, budgets_path: Path | None) -> None:
     outcome = pipeline.rerender(run_dir=run_dir, budgets_path=budgets_path or _default_budgets())
     for path in outcome.report_paths:
         click.echo(f"wrote {path}")
+
+
+main.add_command(target_group)

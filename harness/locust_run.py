@@ -82,7 +82,7 @@ class Progress:
     requests: int
     failures: int
     rps: float
-    per_request: dict[str, dict[str, Any]]
+    per_request: dict[str, dict[str, Any]]  # request key -> cumulative count, avg_ms, p95_ms
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ def read_progress(path: Path, offset: int) -> tuple[list[Progress], int]:
                 requests=int(d.get("requests", 0)),
                 failures=int(d.get("failures", 0)),
                 rps=float(d.get("rps", 0.0)),
-                per_request=d.get("per_request", {}),
+                per_request=d.get("keys", {}),
             )
         )
     return lines, offset + consumed

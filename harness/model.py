@@ -15,7 +15,8 @@ from typing import Any, Literal
 AGGREGATE_KEY = "Aggregated"
 
 Operator = Literal["<", "<=", ">", ">="]
-Status = Literal["pass", "fail", "no samples"]
+# "skipped": a regression budget with no baseline yet (the first comparable run): not broken.
+Status = Literal["pass", "fail", "no samples", "skipped"]
 Outcome = Literal["PASS", "FAIL", "UNRELIABLE", "INCOMPLETE"]
 
 
@@ -197,7 +198,8 @@ class BudgetResult:
 
     @property
     def passed(self) -> bool:
-        return self.status == "pass"
+        """Not broken: held, or skipped (a regression budget without a baseline yet)."""
+        return self.status in ("pass", "skipped")
 
 
 @dataclass(frozen=True)
@@ -231,3 +233,14 @@ def metric_unit(metric: str) -> str:
     if metric in TIME_METRICS or is_percentile_metric(metric):
         return "ms"
     return {"error_rate": "%", "rps": "req/s", "count": "requests"}[metric]
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What regression budgets compare against: earlier comparable runs from the history."""
+
+    description: str  # e.g. "median of the last 5 runs of profile nightly"
+    run_ids: tuple[str, ...]
+    # request key -> metric name (as in budgets: "p95", "avg", "error_rate", ...) -> the
+    # value of that metric in each baseline run, oldest first
+    values: Mapping[str, Mapping[str, tuple[float, ...]]] = field(default_factory=dict)

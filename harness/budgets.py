@@ -1,0 +1,841 @@
+"""budgets.yaml -> Budgets: parsing and validation (pure; ``load_budgets`` reads the file).
+
+The format is documented in ``docs/budgets.md``. Every mistake raises one ``ConfigError``
+line: ``<file>: <key path>: <what is wrong>; <how to fix it>``. Validation covers the whole
+file, every profile section included, whichever profile is asked for: a typo in the soak
+overrides must not wait for the next soak run to surface.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+from harness.errors import ConfigError
+from harness.model import AGGREGATE_KEY, Budget, Budgets, Operator, RegressionBudget
+
+# History of the format:
+#   1: requests, run, steady_state, hosts, capacity, baseline, regressions, profiles.
+FORMAT_VERSION = 1
+
+TOP_KEYS = (
+    "version",
+    "requests",
+    "run",
+    "steady_state",
+    "hosts",
+    "capacity",
+    "baseline",
+    "regressions",
+    "profiles",
+)
+# hosts stays global: which machines may be loaded does not depend on the load profile.
+PROFILE_KEYS = ("requests", "run", "steady_state", "capacity", "baseline", "regressions")
+REGRESSION_KEYS = ("requests", "run")
+STEADY_STATE_KEYS = ("warmup",)
+HOSTS_KEYS = ("allow",)
+CAPACITY_KEYS = ("expected_peak_rps",)
+BASELINE_KEYS = ("runs",)
+
+METRICS_HELP = "use avg, min, max, median, pNN or pNN.N (0 < N < 100), error_rate, rps or count"
+_NAMED_METRICS = ("avg", "min", "max", "median", "error_rate", "rps", "count")
+_TIME_NAMED = ("avg", "min", "max", "median")
+# Words people write for a metric we spell differently.
+_METRIC_HINTS = {
+    "mean": "avg",
+    "average": "avg",
+    "minimum": "min",
+    "maximum": "max",
+    "p100": "max",
+    "p0": "min",
+    "p50": "median",
+    "errors": "error_rate",
+    "error-rate": "error_rate",
+    "errorrate": "error_rate",
+    "failure_rate": "error_rate",
+    "fail_rate": "error_rate",
+    "failures": "error_rate",
+    "throughput": "rps",
+    "req_per_s": "rps",
+    "requests": "count",
+    "num_requests": "count",
+}
+_OPERATORS: tuple[Operator, ...] = ("<", "<=", ">", ">=")
+_OP_CHARS = "<>=!≤≥"
+_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
+_PERCENTILE = re.compile(r"p(\d+(?:\.\d+)?)")
+_DURATION = re.compile(r"(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?P<unit>ms|s|m)?")
+_REGRESSION = re.compile(
+    r"(?P<sign>[-+])?\s*(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[a-z%]+)?(?:\s+(?P<rest>.+))?"
+)
+_PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+# A profile override that drops a default: ``p95: off`` (YAML reads off/no/false as False).
+_OFF = object()
+
+
+# --- request name selectors -------------------------------------------------------------
+
+
+def is_glob(selector: str) -> bool:
+    """A selector is a glob when it holds ``*`` or ``?``; brackets are always literal.
+
+    fnmatch would read ``[merchant_order_id]`` in the status request's name as a character
+    class, so an exact name with brackets would silently match nothing.
+    """
+    return "*" in selector or "?" in selector
+
+
+@functools.lru_cache(maxsize=256)
+def _glob_regex(selector: str) -> re.Pattern[str]:
+    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in selector)
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def selector_matches(selector: str, key: str) -> bool:
+    """Whether a budget selector (exact name or ``*``/``?`` glob) covers a request key."""
+    if not is_glob(selector):
+        return selector == key
+    return _glob_regex(selector).fullmatch(key) is not None
+
+
+def match_keys(selector: str, keys: Sequence[str]) -> list[str]:
+    """The keys a selector covers, in the order given; the run aggregate is never matched."""
+    return [k for k in keys if k != AGGREGATE_KEY and selector_matches(selector, k)]
+
+
+# --- key paths and errors ---------------------------------------------------------------
+
+
+def format_key_path(parts: Sequence[str]) -> str:
+    """``["requests", "GET /api/plans", "p95"]`` -> ``requests."GET /api/plans".p95``."""
+    out = []
+    for part in parts:
+        if _PLAIN_KEY.fullmatch(part) or _PERCENTILE.fullmatch(part):
+            out.append(part)
+        else:
+            escaped = part.replace("\\", "\\\\").replace('"', '\\"')
+            out.append(f'"{escaped}"')
+    return ".".join(out)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    """Where we are in the file, for messages."""
+
+    source: str
+    path: tuple[str, ...] = ()
+
+    def at(self, *parts: Any) -> _Ctx:
+        return _Ctx(self.source, self.path + tuple(str(p) for p in parts))
+
+    def fail(self, what: str, fix: str) -> NoReturn:
+        where = format_key_path(self.path) if self.path else "top level"
+        raise ConfigError(_one_line(f"{self.source}: {where}: {what}; {fix}"))
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    return f"a {type(value).__name__}"
+
+
+def _suggest(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def _mapping(ctx: _Ctx, value: Any, allowed: Sequence[str] | None, fix: str) -> dict[Any, Any]:
+    """A non-empty mapping whose keys are text (and among ``allowed`` when given)."""
+    if value is None:
+        ctx.fail("has no value", fix)
+    if not isinstance(value, Mapping):
+        ctx.fail(f"expected a mapping, got {_kind(value)}", fix)
+    if not value:
+        ctx.fail("is empty", f"remove it or {fix}")
+    for key in value:
+        if not isinstance(key, str):
+            ctx.at(key).fail(f"key {key!r} is not text", "quote it")
+        if allowed is not None and key not in allowed:
+            ctx.at(key).fail(
+                f"unknown key {key!r}",
+                f"{_suggest(key, allowed)}allowed here: {', '.join(allowed)}",
+            )
+    return dict(value)
+
+
+# --- YAML with duplicate-key detection ----------------------------------------------------
+
+
+def _yaml_fix(problem: str) -> str:
+    if "chomping or indentation" in problem:
+        # `rps: >= 5` unquoted: YAML reads '>' as the start of a folded block.
+        return 'quote budgets that start with > or >=, e.g. rps: ">= 5"'
+    if "'\\t'" in problem or "\\t" in problem:
+        return "indent with spaces, not tabs"
+    if "mapping values are not allowed" in problem:
+        return (
+            'quote names and values that contain ": ", e.g. "FLOW checkout: initiate -> confirmed"'
+        )
+    return "check the indentation and quote request names and budgets (see docs/budgets.md)"
+
+
+def _check_duplicates(node: yaml.Node, loader: yaml.SafeLoader, ctx: _Ctx, seen: set[int]) -> None:
+    """Refuse duplicate keys, which PyYAML would silently resolve to the last one."""
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(
+                key_node, yaml.ScalarNode
+            ):
+                continue
+            key = loader.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                ctx.at(key).fail(
+                    f"duplicate key {key!r} (lines {first_line[key]} and {line})",
+                    "keep one of them: YAML would silently use the last",
+                )
+            first_line[key] = line
+            _check_duplicates(value_node, loader, ctx.at(key), seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _check_duplicates(item, loader, ctx.at(index), seen)
+
+
+def _load_yaml(text: str, ctx: _Ctx) -> Any:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_duplicates(node, loader, ctx, set())
+        return loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "top level"
+        problem = exc.problem or exc.context or "unreadable"
+        raise ConfigError(
+            _one_line(f"{ctx.source}: {where}: not valid YAML ({problem}); {_yaml_fix(problem)}")
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            _one_line(f"{ctx.source}: top level: not valid YAML ({exc}); {_yaml_fix(str(exc))}")
+        ) from None
+    finally:
+        loader.dispose()
+
+
+# --- metrics and limits -------------------------------------------------------------------
+
+
+def parse_metric(ctx: _Ctx, name: str) -> str:
+    """A metric name -> its canonical spelling (``p95.0`` -> ``p95``)."""
+    if name in _NAMED_METRICS:
+        return name
+    m = _PERCENTILE.fullmatch(name)
+    if m:
+        percent = float(m.group(1))
+        if percent == 100:
+            ctx.fail(f"{name!r} is the slowest request", "use max")
+        if percent == 0:
+            ctx.fail(f"{name!r} is the fastest request", "use min")
+        if 0 < percent < 100:
+            return f"p{percent:g}"
+    lower = name.lower()
+    hint = _METRIC_HINTS.get(lower)
+    if hint is None and lower != name and (lower in _NAMED_METRICS or _PERCENTILE.fullmatch(lower)):
+        hint = lower
+    if hint is None and not _PERCENTILE.fullmatch(lower):
+        close = difflib.get_close_matches(
+            name, [*_NAMED_METRICS, "p50", "p90", "p95", "p99", "p99.9"], n=1, cutoff=0.6
+        )
+        hint = close[0] if close else None
+    suggestion = f"did you mean {hint!r}? " if hint else ""
+    ctx.fail(f"unknown metric {name!r}", f"{suggestion}{METRICS_HELP}")
+
+
+def _is_time(metric: str) -> bool:
+    return metric in _TIME_NAMED or metric.startswith("p")
+
+
+def _example(metric: str) -> str:
+    if _is_time(metric):
+        return f'{metric}: "< 800ms"'
+    return {"error_rate": 'error_rate: "< 1%"', "rps": 'rps: ">= 5"', "count": 'count: ">= 100"'}[
+        metric
+    ]
+
+
+def parse_limit(ctx: _Ctx, metric: str, value: Any) -> tuple[Operator, float, str]:
+    """``"< 2s"`` for ``avg`` -> ``("<", 2000.0, "< 2s")``; the limit in the metric's unit."""
+    example = _example(metric)
+    if isinstance(value, bool) or not isinstance(value, str):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            ctx.fail(
+                f"{value} has no operator",
+                f"write the operator (and unit) in quotes, e.g. {example}",
+            )
+        ctx.fail(
+            f"expected a budget like {example.split(': ', 1)[1]}, got {_kind(value)}",
+            f"write e.g. {example}",
+        )
+    text = value.strip()
+    if not text:
+        ctx.fail("the budget is empty", f"write e.g. {example}")
+    op_len = 0
+    while op_len < len(text) and text[op_len] in _OP_CHARS:
+        op_len += 1
+    op_text, rest = text[:op_len], text[op_len:].strip()
+    if not op_text:
+        ctx.fail(f"{text!r} has no operator", f"start it with <, <=, > or >=, e.g. {example}")
+    if op_text not in _OPERATORS:
+        ctx.fail(f"unknown operator {op_text!r} in {text!r}", "use <, <=, > or >=")
+    op: Operator = op_text  # type: ignore[assignment]
+    m = _NUMBER.match(rest)
+    if not m:
+        ctx.fail(f"{text!r} has no number after the operator", f"write e.g. {example}")
+    number = float(m.group(0))
+    unit = rest[m.end() :].strip()
+    if number < 0:
+        ctx.fail(f"negative limit in {text!r}", "a limit must be greater than zero")
+
+    if _is_time(metric):
+        if not unit:
+            ctx.fail(f"{text!r} has no unit", f"add ms or s, e.g. {example}")
+        if unit not in ("ms", "s"):
+            ctx.fail(f"unknown unit {unit!r} in {text!r}", "use ms or s for a time")
+        limit = number * 1000.0 if unit == "s" else number
+    elif metric == "error_rate":
+        if not unit:
+            ctx.fail(f"{text!r} has no unit", 'write the error rate in percent, e.g. "< 1%"')
+        if unit != "%":
+            ctx.fail(f"unknown unit {unit!r} in {text!r}", 'error_rate is in percent: "< 1%"')
+        if number > 100:
+            ctx.fail(f"{text!r} is above 100 %", "an error rate is between 0 % and 100 %")
+        limit = number
+    else:
+        what = "requests per second" if metric == "rps" else "a number of requests"
+        if unit:
+            ctx.fail(
+                f"unknown unit {unit!r} in {text!r}", f"{metric} is {what}, without unit: {example}"
+            )
+        if metric == "count" and not number.is_integer():
+            ctx.fail(f"{text!r} is not a whole number", f"count is {what}: {example}")
+        limit = number
+
+    if limit == 0:
+        if metric == "error_rate" and op in ("<=", ">"):
+            # "<= 0%": no failure at all; "> 0%": a fault-injection run must see errors.
+            return op, limit, text
+        if metric == "error_rate":
+            fix = 'write "<= 0%" to allow no errors at all'
+            ctx.fail(f"{text!r} can never {'hold' if op == '<' else 'fail'}", fix)
+        ctx.fail(f"the limit in {text!r} is zero", "a limit must be greater than zero")
+    return op, limit, text
+
+
+def parse_regression(ctx: _Ctx, metric: str, value: Any) -> tuple[float, bool, bool, str]:
+    """``"+10% significant"`` -> (max_increase, relative, significant_only, text)."""
+    example = '"+0.5 points"' if metric == "error_rate" else '"+10% significant"'
+    if metric in ("rps", "count"):
+        ctx.fail(
+            f"no regression budget for {metric}",
+            "regressions judge latencies and error_rate; set an rps budget for throughput",
+        )
+    if isinstance(value, bool) or not isinstance(value, str):
+        ctx.fail(
+            f"expected a regression budget like {example}, got {_kind(value)}",
+            f"write e.g. {metric}: {example}",
+        )
+    text = value.strip()
+    m = _REGRESSION.fullmatch(text)
+    if not m:
+        ctx.fail(f"{text!r} is not a regression budget", f"write e.g. {metric}: {example}")
+    if m.group("sign") != "+":
+        ctx.fail(f"{text!r} has no plus sign", f"a regression budget limits a rise: {example}")
+    number = float(m.group("num"))
+    unit = m.group("unit") or ""
+    rest = (m.group("rest") or "").strip()
+    if metric == "error_rate":
+        if unit not in ("point", "points"):
+            ctx.fail(
+                f"{text!r}: an error rate rises in percentage points",
+                'write e.g. "+0.5 points" (a relative rise of a rate near 0 % is noise)',
+            )
+        relative, increase = False, number
+    else:
+        if unit not in ("%", "ms", "s"):
+            what = f"unknown unit {unit!r}" if unit else "no unit"
+            ctx.fail(f"{what} in {text!r}", 'use % of the baseline or ms/s, e.g. "+10%"')
+        relative = unit == "%"
+        increase = number * 1000.0 if unit == "s" else number
+    significant = False
+    if rest:
+        if rest != "significant":
+            ctx.fail(
+                f"unknown word {rest!r} in {text!r}",
+                f"{_suggest(rest, ['significant'])}the only word allowed after the rise is "
+                "'significant'",
+            )
+        significant = True
+    if increase == 0 and not significant:
+        ctx.fail(
+            f"{text!r} fails on any noise",
+            'allow a rise ("+5%") or add significant ("+0% significant")',
+        )
+    return increase, relative, significant, text
+
+
+# --- sections -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Layer:
+    """The defaults, or one profile's overrides, as written (``_OFF`` drops a default)."""
+
+    budgets: dict[str, Any] = field(default_factory=dict)  # selector -> metric -> Budget|_OFF
+    regressions: dict[str, Any] = field(default_factory=dict)
+    warmup_s: float | None = None
+    baseline_runs: int | None = None
+    expected_peak_rps: float | None = None
+
+
+def _check_selector(ctx: _Ctx, selector: str, known_keys: Sequence[str] | None) -> None:
+    if not selector.strip():
+        ctx.fail("empty request name", 'write "METHOD name", e.g. "GET /api/plans"')
+    if selector != selector.strip():
+        ctx.fail(f"{selector!r} has spaces around it", "remove them: names match exactly")
+    if selector == AGGREGATE_KEY:
+        ctx.fail(f"{AGGREGATE_KEY!r} is the whole run", "put run-wide budgets in the run: section")
+    if selector.startswith("/"):
+        ctx.fail(
+            f"{selector!r} lacks its method",
+            f'a request name starts with its method, e.g. "GET {selector}"',
+        )
+    if known_keys is None:
+        return
+    names = [k for k in known_keys if k != AGGREGATE_KEY]
+    if match_keys(selector, names):
+        return
+    if is_glob(selector):
+        ctx.fail(
+            f"the glob {selector!r} matches no request name",
+            f"known names: {', '.join(names)}",
+        )
+    close = difflib.get_close_matches(selector, names, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else f"known names: {', '.join(names)}; "
+    ctx.fail(
+        f"no request is named {selector!r}",
+        f"{hint}names match exactly, brackets included; use * or ? for a glob",
+    )
+
+
+def _is_off(value: Any) -> bool:
+    return value is False or (isinstance(value, str) and value.strip() == "off")
+
+
+def _metric_entries(
+    ctx: _Ctx,
+    value: Any,
+    selector: str,
+    in_profile: bool,
+    regression: bool,
+) -> dict[str, Any]:
+    fix = "add budgets such as " + ('p95: "+10% significant"' if regression else 'p95: "< 800ms"')
+    entries = _mapping(ctx, value, None, fix)
+    out: dict[str, Any] = {}
+    for raw_metric, raw in entries.items():
+        mctx = ctx.at(raw_metric)
+        metric = parse_metric(mctx, raw_metric)
+        if metric in out:
+            mctx.fail(f"{raw_metric!r} repeats the metric {metric!r}", "keep one of them")
+        if _is_off(raw):
+            if not in_profile:
+                mctx.fail("off is for profiles", "use off in profiles.<name> to drop a default")
+            out[metric] = _OFF
+        elif regression:
+            increase, relative, significant, text = parse_regression(mctx, metric, raw)
+            out[metric] = RegressionBudget(
+                key_path=format_key_path(mctx.path),
+                selector=selector,
+                metric=metric,
+                max_increase=increase,
+                relative=relative,
+                significant_only=significant,
+                text=text,
+            )
+        else:
+            op, limit, text = parse_limit(mctx, metric, raw)
+            out[metric] = Budget(
+                key_path=format_key_path(mctx.path),
+                selector=selector,
+                metric=metric,
+                op=op,
+                limit=limit,
+                text=text,
+            )
+    return out
+
+
+def _budget_sections(
+    ctx: _Ctx,
+    section: Mapping[str, Any],
+    known_keys: Sequence[str] | None,
+    in_profile: bool,
+    regression: bool,
+) -> dict[str, Any]:
+    """The ``requests:`` and ``run:`` keys of a layer -> selector -> metric -> entry."""
+    out: dict[str, Any] = {}
+    if "requests" in section:
+        rctx = ctx.at("requests")
+        names = _mapping(
+            rctx, section["requests"], None, 'add request names, e.g. "GET /api/plans"'
+        )
+        for selector, value in names.items():
+            sctx = rctx.at(selector)
+            _check_selector(sctx, selector, known_keys)
+            if _is_off(value):
+                if not in_profile:
+                    sctx.fail("off is for profiles", "use off in profiles.<name> to drop a default")
+                out[selector] = _OFF
+            else:
+                out[selector] = _metric_entries(sctx, value, selector, in_profile, regression)
+    if "run" in section:
+        rctx = ctx.at("run")
+        if _is_off(section["run"]):
+            if not in_profile:
+                rctx.fail("off is for profiles", "use off in profiles.<name> to drop a default")
+            out[AGGREGATE_KEY] = _OFF
+        else:
+            out[AGGREGATE_KEY] = _metric_entries(
+                rctx, section["run"], AGGREGATE_KEY, in_profile, regression
+            )
+    return out
+
+
+def _duration_s(ctx: _Ctx, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        ctx.fail(f"expected a duration like 2s, got {_kind(value)}", "write e.g. warmup: 2s")
+    if not isinstance(value, str):
+        if value == 0:
+            return 0.0
+        ctx.fail(f"{value} has no unit", f"write e.g. warmup: {value}s")
+    m = _DURATION.fullmatch(value.strip())
+    if not m:
+        ctx.fail(f"{value!r} is not a duration", "write e.g. 2s, 500ms or 1m")
+    number = float(m.group("num"))
+    if number < 0:
+        ctx.fail(f"{value!r} is negative", "a warm-up is zero or more, e.g. 2s")
+    unit = m.group("unit")
+    if unit is None and number != 0:
+        ctx.fail(f"{value!r} has no unit", f"write e.g. {m.group('num')}s")
+    return number * {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}[unit]
+
+
+def _layer(
+    ctx: _Ctx, section: Mapping[str, Any], known_keys: Sequence[str] | None, in_profile: bool
+) -> _Layer:
+    layer = _Layer()
+    layer.budgets = _budget_sections(ctx, section, known_keys, in_profile, regression=False)
+    if "regressions" in section:
+        rctx = ctx.at("regressions")
+        regs = _mapping(rctx, section["regressions"], REGRESSION_KEYS, "add requests: or run:")
+        layer.regressions = _budget_sections(rctx, regs, known_keys, in_profile, regression=True)
+    if "steady_state" in section:
+        sctx = ctx.at("steady_state")
+        steady = _mapping(sctx, section["steady_state"], STEADY_STATE_KEYS, "add warmup: 2s")
+        if "warmup" in steady:
+            layer.warmup_s = _duration_s(sctx.at("warmup"), steady["warmup"])
+    if "baseline" in section:
+        bctx = ctx.at("baseline")
+        base = _mapping(bctx, section["baseline"], BASELINE_KEYS, "add runs: 5")
+        runs = base.get("runs")
+        if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+            bctx.at("runs").fail(
+                f"expected a whole number of runs of 1 or more, got {_kind(runs)}",
+                "write e.g. runs: 5 (3 or more allow a prediction interval)",
+            )
+        layer.baseline_runs = runs
+    if "capacity" in section:
+        cctx = ctx.at("capacity")
+        cap = _mapping(cctx, section["capacity"], CAPACITY_KEYS, "add expected_peak_rps: 80")
+        peak = cap.get("expected_peak_rps")
+        if isinstance(peak, bool) or not isinstance(peak, (int, float)) or peak <= 0:
+            cctx.at("expected_peak_rps").fail(
+                f"expected a number of requests per second above zero, got {_kind(peak)}",
+                "write e.g. expected_peak_rps: 80",
+            )
+        layer.expected_peak_rps = float(peak)
+    return layer
+
+
+def _hosts(ctx: _Ctx, value: Any) -> tuple[str, ...]:
+    section = _mapping(ctx, value, HOSTS_KEYS, "add allow: [staging.example.internal]")
+    actx = ctx.at("allow")
+    allow = section.get("allow", [])
+    if not isinstance(allow, list):
+        actx.fail(
+            f"expected a list of host names, got {_kind(allow)}",
+            "write e.g. allow: [staging.example.internal] or allow: []",
+        )
+    hosts: list[str] = []
+    for index, item in enumerate(allow):
+        ictx = actx.at(index)
+        if not isinstance(item, str) or not item.strip():
+            ictx.fail(
+                f"expected a host name, got {_kind(item)}", "write e.g. staging.example.internal"
+            )
+        host = item.strip().lower().rstrip(".")
+        if "://" in host or "/" in host:
+            ictx.fail(
+                f"{item!r} is a URL", "list the host name only, e.g. staging.example.internal"
+            )
+        if "*" in host or "?" in host:
+            ictx.fail(
+                f"{item!r} is a pattern",
+                "list each host by name, so that no production host matches by accident",
+            )
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        elif host.count(":") == 1:
+            ictx.fail(f"{item!r} has a port", "list the host name without the port")
+        if " " in host:
+            ictx.fail(f"{item!r} is not a host name", "write e.g. staging.example.internal")
+        if host not in hosts:
+            hosts.append(host)
+    return tuple(hosts)
+
+
+def _check_version(ctx: _Ctx, data: Mapping[str, Any]) -> None:
+    vctx = ctx.at("version")
+    if "version" not in data:
+        vctx.fail(
+            "missing", f"add 'version: {FORMAT_VERSION}' at the top (the budgets format version)"
+        )
+    version = data["version"]
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        vctx.fail(
+            f"budgets format version {version} is newer than this paybench reads "
+            f"({FORMAT_VERSION})",
+            "upgrade paybench",
+        )
+    if isinstance(version, bool) or version != FORMAT_VERSION or not isinstance(version, int):
+        vctx.fail(
+            f"{version!r} is not a format version paybench reads",
+            f"write version: {FORMAT_VERSION} (a number, unquoted)",
+        )
+
+
+def _merge(ctx: _Ctx, base: dict[str, Any], over: dict[str, Any], what: str) -> dict[str, Any]:
+    """Apply a profile's overrides to the defaults: per name, per metric; ``off`` drops one."""
+    merged = {sel: dict(metrics) for sel, metrics in base.items()}
+    for selector, metrics in over.items():
+        sctx = ctx.at("run") if selector == AGGREGATE_KEY else ctx.at("requests", selector)
+        if metrics is _OFF:
+            if selector not in merged:
+                sctx.fail(f"off drops nothing: no default {what} for {selector!r}", "remove it")
+            del merged[selector]
+            continue
+        target = merged.setdefault(selector, {})
+        for metric, entry in metrics.items():
+            if entry is _OFF:
+                if metric not in target:
+                    sctx.at(metric).fail(
+                        f"off drops nothing: no default {metric} {what} here", "remove it"
+                    )
+                del target[metric]
+            else:
+                target[metric] = entry
+        if not target:
+            del merged[selector]
+    return merged
+
+
+def _profile_budgets(
+    source: str, defaults: _Layer, layer: _Layer | None, name: str, hosts: tuple[str, ...]
+) -> Budgets:
+    pctx = _Ctx(source, ("profiles", name))
+    budgets = defaults.budgets
+    regressions = defaults.regressions
+    warmup, runs, peak = defaults.warmup_s, defaults.baseline_runs, defaults.expected_peak_rps
+    if layer is not None:
+        budgets = _merge(pctx, budgets, layer.budgets, "budget")
+        regressions = _merge(
+            pctx.at("regressions"),
+            regressions,
+            layer.regressions,
+            "regression budget",
+        )
+        warmup = layer.warmup_s if layer.warmup_s is not None else warmup
+        runs = layer.baseline_runs if layer.baseline_runs is not None else runs
+        peak = layer.expected_peak_rps if layer.expected_peak_rps is not None else peak
+    return _build(source, budgets, regressions, hosts, warmup, runs, peak, name)
+
+
+def _build(
+    source: str,
+    budgets: Mapping[str, Any],
+    regressions: Mapping[str, Any],
+    hosts: tuple[str, ...],
+    warmup_s: float | None,
+    baseline_runs: int | None,
+    expected_peak_rps: float | None,
+    profile: str | None,
+) -> Budgets:
+    # Request budgets first, then the run's, each in the order written.
+    def flatten(entries: Mapping[str, Any]) -> tuple[Any, ...]:
+        order = [s for s in entries if s != AGGREGATE_KEY]
+        if AGGREGATE_KEY in entries:
+            order.append(AGGREGATE_KEY)
+        return tuple(e for s in order for e in entries[s].values())
+
+    return Budgets(
+        source=source,
+        budgets=flatten(budgets),
+        regressions=flatten(regressions),
+        allowed_hosts=hosts,
+        warmup_s=warmup_s if warmup_s is not None else 0.0,
+        baseline_runs=baseline_runs if baseline_runs is not None else 5,
+        expected_peak_rps=expected_peak_rps,
+        profile=profile,
+    )
+
+
+# --- public API ---------------------------------------------------------------------------
+
+
+def parse_budgets(
+    text: str,
+    source: str,
+    profile: str | None = None,
+    known_keys: Sequence[str] | None = None,
+    known_profiles: Sequence[str] | None = None,
+) -> Budgets:
+    """Validate a budgets file's text and return the budgets for ``profile`` (None: defaults).
+
+    ``known_keys`` (the scenario catalogue, or a run's request keys) makes every name and
+    glob that matches none of them an error; ``known_profiles`` does the same for the names
+    under ``profiles:``. A profile without a section in the file simply gets the defaults.
+    """
+    ctx = _Ctx(source)
+    data = _load_yaml(text, ctx)
+    if data is None:
+        ctx.fail(
+            "the file is empty",
+            f"write at least 'version: {FORMAT_VERSION}' and a "
+            "requests: or run: section (see docs/budgets.md)",
+        )
+    if not isinstance(data, Mapping):
+        ctx.fail(
+            f"expected a mapping of sections, got {_kind(data)}",
+            f"start with 'version: {FORMAT_VERSION}' and sections such as requests: and run:",
+        )
+    for key in data:
+        if not isinstance(key, str):
+            ctx.at(key).fail(f"key {key!r} is not text", f"allowed here: {', '.join(TOP_KEYS)}")
+    # The version first: a newer file's new keys must read "upgrade", not "unknown key".
+    _check_version(ctx, data)
+    _mapping(ctx, data, TOP_KEYS, "add sections")
+
+    defaults = _layer(ctx, data, known_keys, in_profile=False)
+    hosts = _hosts(ctx.at("hosts"), data["hosts"]) if "hosts" in data else ()
+
+    layers: dict[str, _Layer] = {}
+    if "profiles" in data:
+        pctx = ctx.at("profiles")
+        sections = _mapping(pctx, data["profiles"], None, "add a profile, e.g. smoke:")
+        for name, section in sections.items():
+            nctx = pctx.at(name)
+            if not _PROFILE_NAME.fullmatch(name):
+                nctx.fail(f"{name!r} is not a profile name", "use letters, digits, - and _")
+            if known_profiles is not None and name not in known_profiles:
+                nctx.fail(
+                    f"no profile is named {name!r}",
+                    f"{_suggest(name, known_profiles)}profiles: {', '.join(known_profiles)}",
+                )
+            body = _mapping(nctx, section, PROFILE_KEYS, "add overrides such as requests:")
+            layers[name] = _layer(nctx, body, known_keys, in_profile=True)
+
+    # Build every profile now so that a bad override fails whichever profile was asked for.
+    built = {
+        name: _profile_budgets(source, defaults, layer, name, hosts)
+        for name, layer in layers.items()
+    }
+    if profile is not None and profile in built:
+        result = built[profile]
+    else:
+        result = _build(
+            source,
+            defaults.budgets,
+            defaults.regressions,
+            hosts,
+            defaults.warmup_s,
+            defaults.baseline_runs,
+            defaults.expected_peak_rps,
+            profile,
+        )
+    if not result.budgets and not result.regressions:
+        where = ctx.at("profiles", profile) if profile in built else ctx.at("requests")
+        what = f"no budgets for profile {profile!r}" if profile else "no budgets"
+        where.fail(
+            what, "add budgets under requests: or run: (a run with no budget proves nothing)"
+        )
+    return result
+
+
+def load_budgets(
+    path: Path,
+    profile: str | None = None,
+    known_keys: Sequence[str] | None = None,
+    known_profiles: Sequence[str] | None = None,
+) -> Budgets:
+    """Read and parse a budgets file; unreadable files are ConfigErrors too."""
+    source = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{source}: file not found; create it (see docs/budgets.md) "
+            "or name another budgets file"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{source}: is a directory; name the budgets file itself") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"{source}: cannot be read ({exc.strerror}); check its permissions"
+        ) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{source}: line {line}: byte 0x{raw[exc.start]:02x} is not UTF-8; "
+            "save the file as UTF-8"
+        ) from None
+    return parse_budgets(text, source, profile, known_keys, known_profiles)

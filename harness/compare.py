@@ -1,0 +1,496 @@
+"""Compare two runs: per request name and metric, the change, its confidence interval and
+whether it is significant (pure: two runs in, a Comparison out).
+
+Like pyperf, a comparison of runs measured under different conditions is refused unless
+forced: ``CHECKED_METADATA`` names what must match.
+
+Methods (each MetricChange names the one it used):
+
+- Latency percentiles and the mean, from the runs' HDR histograms. With at least
+  ``MIN_BLOCK_INTERVALS`` non-empty interval histograms in each run: a moving-block
+  bootstrap over the intervals (Kuensch 1989, "The jackknife and the bootstrap for general
+  stationary observations", Ann. Statist. 17(3); blocks of ceil(k^(1/3)) consecutive
+  intervals, as ``harness.stats.percentile_ci``), which keeps the autocorrelation of a run
+  (a slow minute, a GC storm) in the interval. With fewer intervals (a short run): an
+  ordinary bootstrap over the requests (multinomial resampling of the whole histogram),
+  which assumes independent requests and is narrower for it. Each run is resampled on
+  its own; the interval is the percentile interval (Efron and Tibshirani 1993, "An
+  Introduction to the Bootstrap", ch. 13) of 100 * (candidate* / base* - 1), with
+  ``numpy.random.default_rng(seed)``.
+- Requests/s: the same block bootstrap (resampled interval counts over the window), or,
+  with few intervals, Poisson counts (conservative for a closed-loop load, whose
+  throughput varies less than Poisson).
+- Error rate: the change in percentage points with Newcombe's hybrid score interval for a
+  difference of two independent proportions (Newcombe 1998, Statistics in Medicine 17,
+  873-890, method 10), built from Wilson score intervals.
+
+A change is significant when its interval excludes zero.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+from harness.errors import ConfigError
+from harness.model import AGGREGATE_KEY, RequestStats, RunMeta, RunResult
+
+COMPARED_METRICS = ("p50", "p95", "p99", "avg", "error_rate", "rps")
+# Run metadata that must be equal for a comparison to mean anything; ``host`` is checked
+# only when both runs hit an external target (the reference target's port is random).
+CHECKED_METADATA = ("profile", "users", "scenario_version", "target", "host")
+MIN_BLOCK_INTERVALS = 8
+RESAMPLES = 2000
+DASH = "\u2013"  # as harness.report.format shows a missing value
+
+_LATENCY = {"p50": 50.0, "p95": 95.0, "p99": 99.0, "p90": 90.0, "p99.9": 99.9}
+_UNITS = {"avg": "ms", "error_rate": "%", "rps": "req/s"}
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    """One metric of one request name: base -> candidate, and the change with its CI.
+
+    ``change``, ``ci_low`` and ``ci_high`` are in ``change_unit``: percent of the base
+    value, or percentage points for ``error_rate``. ``significant`` is None when no
+    interval could be computed (no histograms, no samples on one side).
+    """
+
+    request_key: str
+    metric: str
+    unit: str
+    base: float | None
+    candidate: float | None
+    change: float | None
+    change_unit: str
+    ci_low: float | None
+    ci_high: float | None
+    significant: bool | None
+    method: str
+
+    @property
+    def higher_is_worse(self) -> bool:
+        return self.metric != "rps"
+
+    @property
+    def regression(self) -> bool:
+        """Significantly worse: slower, more errors, or fewer requests/s."""
+        if not self.significant or self.change is None:
+            return False
+        return self.change > 0 if self.higher_is_worse else self.change < 0
+
+    @property
+    def improvement(self) -> bool:
+        return bool(self.significant) and not self.regression
+
+
+@dataclass(frozen=True)
+class MetadataDifference:
+    field: str
+    base: Any
+    candidate: Any
+
+    def __str__(self) -> str:
+        return f"{self.field.replace('_', ' ')} ({self.base} vs {self.candidate})"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    base_run_id: str
+    candidate_run_id: str
+    changes: tuple[MetricChange, ...]
+    confidence: float
+    differences: tuple[MetadataDifference, ...] = ()  # non-empty only when forced
+    forced: bool = False
+    only_in_base: tuple[str, ...] = ()
+    only_in_candidate: tuple[str, ...] = ()
+    resamples: int = RESAMPLES
+    seed: int = 1
+
+    @property
+    def regressions(self) -> tuple[MetricChange, ...]:
+        return tuple(c for c in self.changes if c.regression)
+
+    def find(self, request_key: str, metric: str) -> MetricChange | None:
+        return next(
+            (c for c in self.changes if c.request_key == request_key and c.metric == metric), None
+        )
+
+
+def metadata_differences(base: RunMeta, candidate: RunMeta) -> tuple[MetadataDifference, ...]:
+    """The checked metadata (``CHECKED_METADATA``) that differs between two runs."""
+    out = []
+    for name in CHECKED_METADATA:
+        if name == "host" and not (base.target == candidate.target == "external"):
+            continue
+        a, b = getattr(base, name), getattr(candidate, name)
+        if a != b:
+            out.append(MetadataDifference(name, a, b))
+    return tuple(out)
+
+
+def compare_runs(
+    base: Any,
+    candidate: Any,
+    force: bool = False,
+    *,
+    confidence: float = 0.95,
+    resamples: int = RESAMPLES,
+    seed: int = 1,
+    metrics: Sequence[str] = COMPARED_METRICS,
+) -> Comparison:
+    """Compare ``candidate`` with ``base`` (RunResult or store.StoredRun each).
+
+    Raises ConfigError naming every checked metadata field that differs, unless ``force``.
+    """
+    b_run: RunResult = getattr(base, "result", base)
+    c_run: RunResult = getattr(candidate, "result", candidate)
+    diffs = metadata_differences(b_run.meta, c_run.meta)
+    if diffs and not force:
+        raise ConfigError(
+            f"refusing to compare {b_run.meta.run_id} with {c_run.meta.run_id}: "
+            + ", ".join(str(d) for d in diffs)
+            + " differ; compare runs of the same settings, or pass --force"
+        )
+    for m in metrics:
+        if m not in _LATENCY and m not in _UNITS:
+            raise ConfigError(f"cannot compare metric {m!r}; use {', '.join(COMPARED_METRICS)}")
+    b_reqs = {r.key: r for r in (*b_run.requests, b_run.total)}
+    c_reqs = {r.key: r for r in (*c_run.requests, c_run.total)}
+    # Locust's order: request names as the base has them, the aggregate last.
+    keys = [k for k in b_reqs if k in c_reqs and k != AGGREGATE_KEY] + [AGGREGATE_KEY]
+    rng = np.random.default_rng(seed)
+    changes: list[MetricChange] = []
+    for key in keys:
+        changes.extend(
+            _compare_request(key, b_reqs[key], c_reqs[key], metrics, confidence, resamples, rng)
+        )
+    return Comparison(
+        base_run_id=b_run.meta.run_id,
+        candidate_run_id=c_run.meta.run_id,
+        changes=tuple(changes),
+        confidence=confidence,
+        differences=diffs,
+        forced=force and bool(diffs),
+        only_in_base=tuple(k for k in b_reqs if k not in c_reqs),
+        only_in_candidate=tuple(k for k in c_reqs if k not in b_reqs),
+        resamples=resamples,
+        seed=seed,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Per request
+# ---------------------------------------------------------------------------------------
+
+
+def _point(r: RequestStats, metric: str) -> float | None:
+    if metric in _LATENCY:
+        return r.percentile_ms(_LATENCY[metric])
+    if metric == "avg":
+        return r.avg_ms
+    if metric == "error_rate":
+        return r.error_rate_pct
+    return r.rps
+
+
+def _relative(base: float | None, cand: float | None) -> float | None:
+    if base is None or cand is None or base == 0:
+        return None
+    return 100.0 * (cand / base - 1.0)
+
+
+def _compare_request(
+    key: str,
+    base: RequestStats,
+    cand: RequestStats,
+    metrics: Sequence[str],
+    confidence: float,
+    resamples: int,
+    rng: np.random.Generator,
+) -> list[MetricChange]:
+    boot_metrics = [m for m in metrics if m != "error_rate"]
+    b_boot = _Resampler.of(base)
+    c_boot = _Resampler.of(cand)
+    draws: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    method = "no histograms: no interval"
+    if b_boot is not None and c_boot is not None and boot_metrics:
+        blocks = b_boot.blocks >= MIN_BLOCK_INTERVALS and c_boot.blocks >= MIN_BLOCK_INTERVALS
+        b_vals = b_boot.draw(boot_metrics, resamples, rng, blocks)
+        c_vals = c_boot.draw(boot_metrics, resamples, rng, blocks)
+        draws = {m: (b_vals[m], c_vals[m]) for m in boot_metrics}
+        if blocks:
+            method = (
+                f"moving-block bootstrap over {b_boot.blocks} and {c_boot.blocks} "
+                f"intervals, {resamples} resamples"
+            )
+        else:
+            method = f"bootstrap over requests (fewer than {MIN_BLOCK_INTERVALS} intervals)"
+    out = []
+    for metric in metrics:
+        b_val, c_val = _point(base, metric), _point(cand, metric)
+        unit = "ms" if metric in _LATENCY else _UNITS[metric]
+        if metric == "error_rate":
+            out.append(_error_rate_change(key, base, cand, confidence))
+            continue
+        change = _relative(b_val, c_val)
+        low = high = None
+        if metric in draws and change is not None:
+            b_draw, c_draw = draws[metric]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = 100.0 * (c_draw / b_draw - 1.0)
+            ratio = ratio[np.isfinite(ratio)]
+            # Fewer than 90 % usable resamples (empty resampled windows): no interval.
+            if ratio.size >= 0.9 * resamples:
+                tail = (1.0 - confidence) / 2.0
+                low, high = (float(v) for v in np.quantile(ratio, [tail, 1.0 - tail]))
+        significant = None if low is None or high is None else (low > 0 or high < 0)
+        out.append(
+            MetricChange(
+                request_key=key,
+                metric=metric,
+                unit=unit,
+                base=b_val,
+                candidate=c_val,
+                change=change,
+                change_unit="%",
+                ci_low=low,
+                ci_high=high,
+                significant=significant,
+                method=method if low is not None else "no interval (no samples or histograms)",
+            )
+        )
+    return out
+
+
+def _wilson(x: int, n: int, z: float) -> tuple[float, float]:
+    """Wilson score interval for a proportion x/n (Wilson 1927)."""
+    p = x / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _error_rate_change(
+    key: str, base: RequestStats, cand: RequestStats, confidence: float
+) -> MetricChange:
+    b_val, c_val = base.error_rate_pct, cand.error_rate_pct
+    if not base.count or not cand.count:
+        return MetricChange(
+            key, "error_rate", "%", b_val, c_val, None, "pts", None, None, None, "no samples"
+        )
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p1, p2 = base.failures / base.count, cand.failures / cand.count
+    l1, u1 = _wilson(base.failures, base.count, z)
+    l2, u2 = _wilson(cand.failures, cand.count, z)
+    diff = p2 - p1
+    low = diff - math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2)
+    high = diff + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2)
+    return MetricChange(
+        request_key=key,
+        metric="error_rate",
+        unit="%",
+        base=b_val,
+        candidate=c_val,
+        change=100.0 * diff,
+        change_unit="pts",
+        ci_low=100.0 * low,
+        ci_high=100.0 * high,
+        significant=low > 0 or high < 0,
+        method="Newcombe hybrid score interval (1998)",
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Bootstrap of one run's request
+# ---------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _layout_hdr() -> Any:
+    from hdrh.histogram import HdrHistogram
+
+    from harness import stats
+
+    return HdrHistogram(
+        stats.LOWEST_TRACKABLE_NS, stats.HIGHEST_TRACKABLE_NS, stats.SIGNIFICANT_FIGURES
+    )
+
+
+def _buckets_us(h: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(highest equivalent value, mid value, count) of each used bucket, microseconds.
+
+    ``harness.stats.Histogram`` (nanosecond buckets) or an hdrh HdrHistogram of
+    microseconds, as ``model.RequestStats`` allows.
+    """
+    if hasattr(h, "buckets"):
+        index, counts = h.buckets()
+        hdr = _layout_hdr()
+        low = np.array([hdr.get_value_from_index(int(i)) for i in index], dtype=np.float64)
+        high = np.array([hdr.get_highest_equivalent_value(int(v)) for v in low], dtype=np.float64)
+        return high / 1000.0, (low + np.floor((high - low + 1) / 2)) / 1000.0, counts
+    values, mids, counts = [], [], []
+    for item in h.get_recorded_iterator():
+        v = item.value_iterated_to
+        lo = h.get_lowest_equivalent_value(v)
+        values.append(v)
+        mids.append(lo + (v - lo + 1) // 2)
+        counts.append(item.count_at_value_iterated_to)
+    return (
+        np.array(values, dtype=np.float64),
+        np.array(mids, dtype=np.float64),
+        np.array(counts, dtype=np.int64),
+    )
+
+
+@dataclass(frozen=True)
+class _Resampler:
+    """One request of one run as bucket counts: per interval (rows) and for the window."""
+
+    values_us: np.ndarray  # highest equivalent value of each column
+    mids_us: np.ndarray
+    interval_counts: np.ndarray  # intervals x columns (float64)
+    total_counts: np.ndarray  # columns
+    duration_s: float
+
+    @property
+    def blocks(self) -> int:
+        return self.interval_counts.shape[0]
+
+    @classmethod
+    def of(cls, r: RequestStats) -> _Resampler | None:
+        if r.histogram is None or r.count == 0 or r.duration_s <= 0:
+            return None
+        parts = [_buckets_us(h) for h in r.interval_histograms]
+        parts = [p for p in parts if p[2].sum() > 0]
+        whole = _buckets_us(r.histogram)
+        if whole[2].sum() == 0:
+            return None
+        values = np.unique(np.concatenate([whole[0], *(p[0] for p in parts)]))
+        mids = np.zeros_like(values)
+        for v, mid, _ in (whole, *parts):
+            mids[np.searchsorted(values, v)] = mid
+        matrix = np.zeros((len(parts), values.size))
+        for row, (v, _, c) in enumerate(parts):
+            matrix[row, np.searchsorted(values, v)] = c
+        total = np.zeros(values.size)
+        total[np.searchsorted(values, whole[0])] = whole[2]
+        return cls(values, mids, matrix, total, r.duration_s)
+
+    def draw(
+        self, metrics: Sequence[str], resamples: int, rng: np.random.Generator, blocks: bool
+    ) -> dict[str, np.ndarray]:
+        out = {m: np.empty(resamples) for m in metrics}
+        chunk = max(1, 2_000_000 // max(1, self.values_us.size))
+        for start in range(0, resamples, chunk):
+            size = min(chunk, resamples - start)
+            if blocks:
+                counts = _block_weights(self.blocks, size, rng) @ self.interval_counts
+            else:
+                n = int(self.total_counts.sum())
+                counts = rng.multinomial(n, self.total_counts / n, size=size).astype(np.float64)
+            totals = counts.sum(axis=1)
+            cum = np.cumsum(counts, axis=1)
+            for m in metrics:
+                sl = out[m][start : start + size]
+                if m in _LATENCY:
+                    target = np.maximum(np.floor(_LATENCY[m] * totals / 100.0 + 0.5), 1.0)
+                    idx = np.minimum((cum < target[:, None]).sum(axis=1), self.values_us.size - 1)
+                    sl[:] = np.where(totals > 0, self.values_us[idx] / 1000.0, np.nan)
+                elif m == "avg":
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        sl[:] = counts @ self.mids_us / totals / 1000.0
+                elif m == "rps":
+                    n_total = totals if blocks else rng.poisson(self.total_counts.sum(), size)
+                    sl[:] = n_total / self.duration_s
+        return out
+
+
+def _block_weights(k: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """size x k: how often each of k intervals occurs in a moving-block resample."""
+    block = max(1, math.ceil(k ** (1.0 / 3.0)))
+    n_blocks = math.ceil(k / block)
+    starts = rng.integers(0, k - block + 1, size=(size, n_blocks))
+    picked = (starts[:, :, None] + np.arange(block)).reshape(size, -1)[:, :k]
+    weights = np.zeros((size, k))
+    np.add.at(weights, (np.repeat(np.arange(size), k), picked.ravel()), 1.0)
+    return weights
+
+
+# ---------------------------------------------------------------------------------------
+# Text
+# ---------------------------------------------------------------------------------------
+
+
+def _fmt_change(v: float | None, unit: str) -> str:
+    if v is None:
+        return DASH
+    return f"{v:+.1f} %" if unit == "%" else f"{v:+.2f} pts"
+
+
+def format_comparison(c: Comparison) -> list[str]:
+    """The lines ``paybench compare`` prints: one table row per request name and metric."""
+    from harness.report.format import fmt_value
+
+    conf = f"{c.confidence * 100:g} %"
+    lines = [f"base:      {c.base_run_id}", f"candidate: {c.candidate_run_id}"]
+    if c.forced:
+        lines.append(
+            "WARNING: forced comparison of runs whose "
+            + ", ".join(str(d) for d in c.differences)
+            + " differ"
+        )
+    else:
+        lines.append(
+            "checked metadata equal: profile, users, scenario version, target "
+            "(and host, for an external target)"
+        )
+    table = [("request", "metric", "base", "candidate", "change", f"{conf} CI", "significant")]
+    for ch in c.changes:
+        ci = DASH
+        if ch.ci_low is not None and ch.ci_high is not None:
+            low, high = (
+                _fmt_change(ch.ci_low, ch.change_unit),
+                _fmt_change(ch.ci_high, ch.change_unit),
+            )
+            ci = f"[{low}, {high}]"
+        if ch.significant is None:
+            verdict = "n/a"
+        elif not ch.significant:
+            verdict = "no"
+        else:
+            verdict = "yes, worse" if ch.regression else "yes, better"
+        table.append(
+            (
+                ch.request_key,
+                ch.metric,
+                fmt_value(ch.base, ch.unit),
+                fmt_value(ch.candidate, ch.unit),
+                _fmt_change(ch.change, ch.change_unit),
+                ci,
+                verdict,
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines.append("")
+    lines.extend(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in table
+    )
+    methods = sorted({ch.method for ch in c.changes})
+    lines.append("")
+    lines.append(f"intervals ({conf}, seed {c.seed}): " + "; ".join(methods))
+    if c.only_in_base:
+        lines.append("only in base: " + ", ".join(c.only_in_base))
+    if c.only_in_candidate:
+        lines.append("only in candidate: " + ", ".join(c.only_in_candidate))
+    n = len(c.regressions)
+    lines.append(f"{n} significant regression{'s' if n != 1 else ''}")
+    return lines

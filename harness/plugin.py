@@ -1,0 +1,977 @@
+"""Exact latency recording inside Locust processes: ``from harness import plugin``.
+
+Importing this module (from any locustfile) registers Locust options and event listeners:
+
+``--paybench-dir DIR`` (env ``PAYBENCH_DIR``)
+    Where to write ``paybench.hdr.json`` (at exit) and ``paybench.live.jsonl`` (every
+    interval). Unset: nothing is recorded and nothing costly runs.
+``--paybench-interval SECONDS`` (env ``PAYBENCH_INTERVAL``, default 2)
+    The length of the per-interval histograms and of the live progress lines.
+
+Each process that runs users records every ``events.request`` into per-key HDR histograms
+of nanoseconds (whole run and per interval ``floor(end_epoch / interval_s)``), counts the
+requests still in flight when the run stops (``cut_off``), failures, its own CPU, and,
+for paced users, the latency from each request's intended start. A worker ships what is
+new with every ``report_to_master`` and sends the rest on ``test_stop`` with a custom
+message; the master waits (bounded) for every worker's final data before Locust's own quit
+goes on, merges everything losslessly, and writes the file once, at ``quit``, atomically.
+See docs/measurement.md.
+
+Only Locust, gevent, psutil, numpy/hdrh (through ``harness.stats``) and the standard
+library are imported here: this runs inside the load generator.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import math
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gevent
+import numpy as np
+import psutil
+from gevent import GreenletExit
+from greenlet import getcurrent
+from locust import events
+from locust.clients import HttpSession
+from locust.contrib.fasthttp import FastHttpSession
+from locust.runners import STATE_STOPPED, MasterRunner, WorkerRunner
+from locust.stats import StatsError
+
+from harness import stats
+from harness.recording import (
+    FLOW_TYPE,
+    HDR_FILE,
+    LIVE_FILE,
+    format_header,
+    write_json_atomically,
+)
+
+logger = logging.getLogger("paybench")
+
+DEFAULT_INTERVAL_S = 2.0
+PAYLOAD_KEY = "paybench"  # our key in Locust's worker report
+MSG_FINAL = "paybench_final"  # worker -> master: the worker's last data for this test
+MSG_STOP = "paybench_stop"  # master -> worker: stop your users and send your last data
+FINAL_WAIT_EXTRA_S = 10.0  # on top of Locust's --stop-timeout
+COMPACT_AFTER_S = 30.0  # the master encodes intervals older than this (memory)
+TICK_DELAY_S = 0.05  # wake just after an interval boundary
+
+Key = tuple[str, str]
+
+
+# -- options ---------------------------------------------------------------------------------
+
+
+@events.init_command_line_parser.add_listener
+def _add_options(parser: Any, **_kw: Any) -> None:
+    parser.add_argument(
+        "--paybench-dir",
+        type=str,
+        default=None,
+        env_var="PAYBENCH_DIR",
+        include_in_web_ui=False,
+        help="paybench: write exact histograms (paybench.hdr.json) and live progress here",
+    )
+    parser.add_argument(
+        "--paybench-interval",
+        type=float,
+        default=DEFAULT_INTERVAL_S,
+        env_var="PAYBENCH_INTERVAL",
+        include_in_web_ui=False,
+        help="paybench: seconds per interval histogram and progress line (default 2)",
+    )
+
+
+# -- recording in a process that runs users ---------------------------------------------------
+
+
+@dataclass
+class _PaceState:
+    """One paced user's schedule: the intended start of its current iteration."""
+
+    user_class: str
+    pacing_s: float
+    anchor_epoch: float  # start of its first scheduled iteration
+    intended_epoch: float
+    iterations: int = 1
+    slip_s: float | None = None  # how late this iteration started (set at its first request)
+
+
+@dataclass
+class _Pending:
+    """A request sent whose outcome Locust has not reported yet."""
+
+    method: str
+    name: str | None
+    url: str
+    session: Any
+
+
+class Recorder:
+    """Collects one process's requests; `take` hands over what is new since the last call.
+
+    The per-request path only appends the float response time to a list per key; numbers
+    become histograms (vectorised) when they are taken, once per interval or report.
+    """
+
+    def __init__(self, interval_s: float, process: str) -> None:
+        self.interval_s = interval_s
+        self.process = process
+        self._per_s = 1.0 / interval_s
+        self._index = -1
+        self._times: dict[Key, list[float]] = {}
+        self._fails: dict[Key, int] = {}
+        self._paced_times: dict[Key, list[float]] = {}
+        self._closed: list[tuple[Key, int, list[float], int, bool]] = []
+        self._cut_off: list[tuple[Key, int, int]] = []
+        self._failure_rows: dict[tuple[str, str, str], list[float]] = {}
+        self._cpu: list[list[float]] = []
+        self.pending: dict[Any, list[_Pending]] = {}
+        self.pace: dict[Any, _PaceState] = {}
+        self.pace_states: list[_PaceState] = []
+        self.paced_totals: dict[str, list[float]] = {}
+        self.tracking = True
+
+    # The hot path: called for every request. Keep it to dictionary and list operations.
+    def on_request(
+        self,
+        request_type: str,
+        name: str,
+        response_time: float,
+        response_length: int = 0,
+        exception: BaseException | None = None,
+        start_time: float | None = None,
+        **_kw: Any,
+    ) -> None:
+        now = time.time()
+        index = int(now * self._per_s)
+        if index != self._index:
+            self._roll(index)
+        key = (request_type, name)
+        times = self._times.get(key)
+        if times is None:
+            times = self._times[key] = []
+            self._fails[key] = 0
+        times.append(response_time)
+        if exception is not None:
+            self._failure(key, exception, now)
+        greenlet = getcurrent()
+        pending = self.pending.get(greenlet)
+        if pending:
+            for i in range(len(pending) - 1, -1, -1):
+                if pending[i].method == request_type:
+                    del pending[i]
+                    break
+        if self.pace:
+            state = self.pace.get(greenlet)
+            if state is not None:
+                if state.slip_s is None:
+                    started = start_time if start_time is not None else now - response_time / 1e3
+                    state.slip_s = max(0.0, started - state.intended_epoch)
+                paced = self._paced_times.get(key)
+                if paced is None:
+                    paced = self._paced_times[key] = []
+                paced.append(response_time + state.slip_s * 1e3)
+
+    def _failure(self, key: Key, exception: BaseException, now: float) -> None:
+        self._fails[key] = self._fails.get(key, 0) + 1
+        message = StatsError.parse_error(exception)
+        row = self._failure_rows.get((key[0], key[1], message))
+        if row is None:
+            self._failure_rows[(key[0], key[1], message)] = [1, now, now]
+        else:
+            row[0] += 1
+            row[2] = now
+
+    def _roll(self, index: int) -> None:
+        """Close the current interval's lists (cheap); they become histograms in `take`."""
+        self._close(paced=False)
+        self._close(paced=True)
+        self._index = index
+
+    def _close(self, paced: bool) -> None:
+        lists = self._paced_times if paced else self._times
+        for key, times in lists.items():
+            if times:
+                fails = 0 if paced else self._fails.get(key, 0)
+                self._closed.append((key, self._index, times, fails, paced))
+        if paced:
+            self._paced_times = {}
+        else:
+            self._times = {}
+            self._fails = {}
+
+    # -- paced users ---------------------------------------------------------------------
+
+    def on_paced_wait(self, user_class: str, pacing_s: float, wait_s: float) -> None:
+        """Called by a paced user's wait_time: the next iteration starts in ``wait_s``."""
+        greenlet = getcurrent()
+        start = time.time() + wait_s
+        state = self.pace.get(greenlet)
+        if state is None:
+            state = _PaceState(user_class, pacing_s, anchor_epoch=start, intended_epoch=start)
+            self.pace[greenlet] = state
+            self.pace_states.append(state)
+        else:
+            state.intended_epoch += pacing_s
+            state.iterations += 1
+        state.slip_s = None
+
+    def close_pacing(self, stop_epoch: float) -> None:
+        """Sum up intended and achieved iterations per paced User class at stop."""
+        totals: dict[str, list[float]] = {}
+        for state in self.pace_states:
+            intended = math.floor(max(0.0, stop_epoch - state.anchor_epoch) / state.pacing_s) + 1
+            row = totals.setdefault(state.user_class, [state.pacing_s, 0, 0.0, 0])
+            row[1] += 1
+            row[2] += intended
+            row[3] += state.iterations
+        self.paced_totals = totals
+
+    # -- stop --------------------------------------------------------------------------------
+
+    def cut_off_pending(self, stop_epoch: float) -> int:
+        """Count every request still waiting for its outcome as cut off at stop."""
+        counts: dict[Key, int] = {}
+        for pending in self.pending.values():
+            for p in pending:
+                key = (p.method, _resolved_name(p))
+                counts[key] = counts.get(key, 0) + 1
+        self.pending = {}
+        index = int(stop_epoch * self._per_s)
+        for key, n in counts.items():
+            self._cut_off.append((key, index, n))
+        return sum(counts.values())
+
+    def sample_cpu(self, process: psutil.Process) -> None:
+        self._cpu.append([time.time(), float(process.cpu_percent(interval=None))])
+
+    # -- hand-over ---------------------------------------------------------------------------
+
+    def take(self, encode: bool) -> dict[str, Any]:
+        """Everything new since the last call, as a payload (msgpack-able when ``encode``)."""
+        self._close(paced=False)
+        self._close(paced=True)
+        closed, self._closed = self._closed, []
+        grouped: dict[tuple[bool, Key, int], list[Any]] = {}
+        for key, index, times, fails, paced in closed:
+            slot = grouped.setdefault((paced, key, index), [[], 0])
+            slot[0].append(times)
+            slot[1] += fails
+        entries: list[list[Any]] = []
+        paced_entries: list[list[Any]] = []
+        for (paced, key, index), (lists, fails) in grouped.items():
+            row = _delta_row(key, index, lists, fails, 0, encode)
+            (paced_entries if paced else entries).append(row)
+        for key, index, n in self._cut_off:
+            entries.append([key[0], key[1], index, 0, 0, n, 0, None, None, _empty(encode)])
+        self._cut_off = []
+        failures = [[t, n, m, *row] for (t, n, m), row in self._failure_rows.items()]
+        self._failure_rows = {}
+        cpu, self._cpu = self._cpu, []
+        return {
+            "process": self.process,
+            "sent_epoch": time.time(),
+            "entries": entries,
+            "paced": paced_entries,
+            "failures": failures,
+            "cpu": cpu,
+            "paced_classes": {k: list(v) for k, v in self.paced_totals.items()},
+        }
+
+
+def _delta_row(
+    key: Key, index: int, lists: list[list[float]], fails: int, cut_off: int, encode: bool
+) -> list[Any]:
+    values = [v for times in lists for v in times]
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        # A custom client reported a response time that is not a number: count it as 0 ms.
+        arr = np.asarray([v if isinstance(v, int | float) else 0.0 for v in values], np.float64)
+    ns = stats.ms_to_ns_array(arr)
+    h = stats.Histogram()
+    h.record_ns_array(ns)
+    return [
+        key[0],
+        key[1],
+        index,
+        int(ns.size),
+        fails,
+        cut_off,
+        int(ns.sum()),
+        int(ns.min()),
+        int(ns.max()),
+        stats.encode_histogram(h) if encode else h,
+    ]
+
+
+def _empty(encode: bool) -> Any:
+    h = stats.Histogram()
+    return stats.encode_histogram(h) if encode else h
+
+
+def _resolved_name(p: _Pending) -> str:
+    """The name Locust would have reported for a request that never completed."""
+    if p.name:
+        return p.name
+    if isinstance(p.session, HttpSession):
+        # HttpSession names a request by the path (and query) of the URL it requested.
+        parts = urllib.parse.urlsplit(p.session._build_url(p.url))
+        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return p.url  # FastHttpSession: the url argument as given
+
+
+# -- cut-off tracking: wrap the HTTP sessions' request() --------------------------------------
+
+
+def _tracked(original: Callable[..., Any]) -> Callable[..., Any]:
+    def request(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        recorder = _STATE.recorder
+        if recorder is None or not recorder.tracking:
+            return original(self, method, url, *args, **kwargs)
+        name = (
+            kwargs.get("name") or (args[0] if args else None) or getattr(self, "request_name", None)
+        )
+        token = _Pending(method, name, url, self)
+        greenlet = getcurrent()
+        pending = recorder.pending.get(greenlet)
+        if pending is None:
+            pending = recorder.pending[greenlet] = []
+        pending.append(token)
+        try:
+            return original(self, method, url, *args, **kwargs)
+        except GreenletExit:
+            raise  # killed in flight: the token stays and counts as cut off at stop
+        except BaseException:
+            # Nothing was reported for it (a bad URL, or a listener raised): not in flight.
+            if token in pending:
+                pending.remove(token)
+            raise
+
+    request._paybench_wrapped = True  # type: ignore[attr-defined]
+    request.__wrapped__ = original  # type: ignore[attr-defined]
+    return request
+
+
+def _install_request_tracking() -> None:
+    for cls in (FastHttpSession, HttpSession):
+        if not getattr(cls.request, "_paybench_wrapped", False):
+            cls.request = _tracked(cls.request)  # type: ignore[method-assign]
+
+
+# -- paced users -----------------------------------------------------------------------------
+
+
+def pacing_of(user_class: type) -> float | None:
+    """Seconds between iteration starts intended by a User class, or None when not paced.
+
+    Recognised: Locust's ``constant_pacing(s)`` and ``constant_throughput(r)`` (= pacing
+    ``1/r``) set as the class's ``wait_time``, and any class that declares
+    ``paybench_pacing_s = <seconds>`` for a pacing of its own.
+    """
+    declared = getattr(user_class, "paybench_pacing_s", None)
+    if isinstance(declared, int | float) and declared > 0:
+        return float(declared)
+    wait_time = getattr(user_class, "wait_time", None)
+    known = getattr(wait_time, "_paybench_pacing_s", None)
+    if known:
+        return float(known)
+    code = getattr(wait_time, "__code__", None)
+    closure = getattr(wait_time, "__closure__", None)
+    if (
+        code is None
+        or not closure
+        or not getattr(wait_time, "__qualname__", "").startswith("constant_pacing.")
+    ):
+        return None
+    cells = dict(zip(code.co_freevars, closure, strict=False))
+    if "wait_time" not in cells:
+        return None
+    value = cells["wait_time"].cell_contents
+    return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def _install_pacing(user_classes: list[type]) -> list[tuple[str, float]]:
+    paced = []
+    for cls in user_classes:
+        pacing_s = pacing_of(cls)
+        if pacing_s is None:
+            continue
+        paced.append((cls.__name__, pacing_s))
+        original = cls.wait_time
+        if getattr(original, "_paybench_pacing_s", None):
+            continue  # wrapped by an earlier test in this process
+
+        def wait_time(
+            user: Any,
+            _original: Any = original,
+            _name: str = cls.__name__,
+            _pacing_s: float = pacing_s,
+        ) -> float:
+            wait_s = _original(user)
+            recorder = _STATE.recorder
+            if recorder is not None:
+                recorder.on_paced_wait(_name, _pacing_s, wait_s)
+            return wait_s
+
+        wait_time._paybench_pacing_s = pacing_s  # type: ignore[attr-defined]
+        cls.wait_time = wait_time
+    return paced
+
+
+# -- merging and writing (the master, or the only process) -------------------------------------
+
+
+@dataclass
+class _Interval:
+    count: int = 0
+    failures: int = 0
+    cut_off: int = 0
+    sum_ns: int = 0
+    min_ns: int | None = None
+    max_ns: int | None = None
+    histogram: stats.Histogram | None = None
+    encoded: str | None = None
+
+    def add(
+        self,
+        count: int,
+        failures: int,
+        cut_off: int,
+        sum_ns: int,
+        low: Any,
+        high: Any,
+        h: stats.Histogram,
+    ) -> None:
+        self.count += count
+        self.failures += failures
+        self.cut_off += cut_off
+        self.sum_ns += sum_ns
+        if low is not None:
+            self.min_ns = low if self.min_ns is None else min(self.min_ns, low)
+        if high is not None:
+            self.max_ns = high if self.max_ns is None else max(self.max_ns, high)
+        if self.histogram is None:
+            self.histogram = stats.decode_histogram(self.encoded) if self.encoded else None
+            self.encoded = None
+        if self.histogram is None:
+            self.histogram = h
+        else:
+            self.histogram.add(h)
+
+    def encode(self) -> str:
+        if self.encoded is None:
+            self.encoded = stats.encode_histogram(self.histogram or stats.Histogram())
+            self.histogram = None
+        return self.encoded
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "failures": self.failures,
+            "cut_off": self.cut_off,
+            "sum_ns": self.sum_ns,
+            "min_ns": self.min_ns,
+            "max_ns": self.max_ns,
+        }
+
+
+@dataclass
+class _Entry:
+    whole: _Interval = field(default_factory=_Interval)
+    intervals: dict[int, _Interval] = field(default_factory=dict)
+
+
+class Aggregator:
+    """Merges payloads from `Recorder.take` (any number of processes), losslessly."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self.entries: dict[Key, _Entry] = {}
+        self.paced_entries: dict[Key, _Entry] = {}
+        self.failures: dict[tuple[str, str, str], list[float]] = {}
+        self.cpu: list[dict[str, Any]] = []
+        self.paced_classes: dict[str, dict[str, list[float]]] = {}
+        self.sent_epoch: dict[str, float] = {}
+
+    def apply(self, payload: dict[str, Any]) -> None:
+        process = str(payload.get("process", "?"))
+        self.sent_epoch[process] = float(payload.get("sent_epoch", time.time()))
+        for row in payload.get("entries", ()):
+            self._add(self.entries, row)
+        for row in payload.get("paced", ()):
+            self._add(self.paced_entries, row)
+        for t, n, m, count, first, last in payload.get("failures", ()):
+            row = self.failures.get((t, n, m))
+            if row is None:
+                self.failures[(t, n, m)] = [count, first, last]
+            else:
+                row[0] += count
+                row[1] = min(row[1], first)
+                row[2] = max(row[2], last)
+        for epoch, pct in payload.get("cpu", ()):
+            self.cpu.append({"epoch": epoch, "process": process, "cpu_pct": pct})
+        if payload.get("paced_classes"):
+            self.paced_classes[process] = payload["paced_classes"]
+
+    def _add(self, table: dict[Key, _Entry], row: list[Any]) -> None:
+        request_type, name, index, count, fails, cut_off, sum_ns, low, high, h = row
+        if isinstance(h, str):
+            h = stats.decode_histogram(h)
+        entry = table.get((request_type, name))
+        if entry is None:
+            entry = table[(request_type, name)] = _Entry()
+        entry.whole.add(count, fails, cut_off, sum_ns, low, high, h.copy())
+        interval = entry.intervals.get(index)
+        if interval is None:
+            interval = entry.intervals[index] = _Interval()
+        interval.add(count, fails, cut_off, sum_ns, low, high, h)
+
+    def compact(self, before_index: int) -> None:
+        """Encode old intervals' histograms (small text instead of arrays)."""
+        for table in (self.entries, self.paced_entries):
+            for entry in table.values():
+                for index, interval in entry.intervals.items():
+                    if index < before_index and interval.histogram is not None:
+                        interval.encode()
+
+    # -- reading while running (progress) --------------------------------------------------
+
+    def complete_index(self, now: float, processes: list[str] | None) -> int:
+        """The newest interval every process has reported in full."""
+        if processes:
+            seen = [self.sent_epoch.get(p) for p in processes]
+            if any(s is None for s in seen):
+                return int(now / self.interval_s) - 2
+            now = min(s for s in seen if s is not None)
+        return int(now / self.interval_s) - 1
+
+    def progress(self, index: int) -> dict[str, Any]:
+        requests = failures = cut_off = 0
+        last_requests = 0
+        keys = {}
+        for (request_type, name), entry in sorted(self.entries.items()):
+            whole = entry.whole
+            if request_type != FLOW_TYPE:
+                requests += whole.count
+                failures += whole.failures
+                cut_off += whole.cut_off
+            last = entry.intervals.get(index)
+            if last is not None and last.encoded is not None:
+                last = None  # compacted: too old to be the last interval
+            if last is not None and request_type != FLOW_TYPE:
+                last_requests += last.count
+            keys[f"{request_type} {name}" if request_type else name] = {
+                **_summary(whole),
+                "last": _summary(last) if last is not None else _summary(_Interval()),
+            }
+        return {
+            "requests": requests,
+            "failures": failures,
+            "cut_off": cut_off,
+            "rps": last_requests / self.interval_s,
+            "interval_index": index,
+            "interval_start_epoch": index * self.interval_s,
+            "per_request": keys,
+        }
+
+    # -- the file ----------------------------------------------------------------------------
+
+    def document(self, meta: dict[str, Any]) -> dict[str, Any]:
+        def entries(table: dict[Key, _Entry]) -> list[dict[str, Any]]:
+            out = []
+            for (request_type, name), entry in sorted(table.items()):
+                whole = entry.whole
+                out.append(
+                    {
+                        "type": request_type,
+                        "name": name,
+                        **whole.to_json(),
+                        "histogram": whole.encode(),
+                        "intervals": [
+                            {"index": index, **interval.to_json(), "histogram": interval.encode()}
+                            for index, interval in sorted(entry.intervals.items())
+                        ],
+                    }
+                )
+            return out
+
+        paced_classes: dict[str, list[float]] = {}
+        for per_process in self.paced_classes.values():
+            for user_class, (pacing_s, users, intended, achieved) in per_process.items():
+                row = paced_classes.setdefault(user_class, [pacing_s, 0, 0.0, 0])
+                row[1] += users
+                row[2] += intended
+                row[3] += achieved
+        cpu = sorted(self.cpu, key=lambda c: c["epoch"])
+        return {
+            **format_header(self.interval_s),
+            **meta,
+            "entries": entries(self.entries),
+            "failures": [
+                {
+                    "type": t,
+                    "name": n,
+                    "message": m,
+                    "count": int(c),
+                    "first_epoch": f,
+                    "last_epoch": la,
+                }
+                for (t, n, m), (c, f, la) in sorted(self.failures.items())
+            ],
+            "generator": {
+                "cpu": cpu,
+                "max_cpu_pct": max((c["cpu_pct"] for c in cpu), default=None),
+            },
+            "paced": {
+                "user_classes": [
+                    {
+                        "user_class": name,
+                        "pacing_s": pacing_s,
+                        "users": int(users),
+                        "intended_iterations": intended,
+                        "achieved_iterations": int(achieved),
+                    }
+                    for name, (pacing_s, users, intended, achieved) in sorted(paced_classes.items())
+                ],
+                "entries": entries(self.paced_entries),
+            },
+        }
+
+
+def _summary(interval: _Interval) -> dict[str, Any]:
+    h = interval.histogram
+    p95 = stats.percentile_ms(h, 95) if h is not None else None
+    return {
+        "count": interval.count,
+        "failures": interval.failures,
+        "avg_ms": interval.sum_ns / interval.count / stats.NS_PER_MS if interval.count else None,
+        "p95_ms": p95,
+    }
+
+
+# -- wiring into Locust ---------------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    environment: Any = None
+    role: str = "local"  # "local", "master" or "worker"
+    enabled: bool = False
+    directory: Path | None = None
+    interval_s: float = DEFAULT_INTERVAL_S
+    recorder: Recorder | None = None
+    aggregator: Aggregator | None = None
+    cpu_process: psutil.Process | None = None
+    tick: Any = None
+    test_start_epoch: float | None = None
+    test_stop_epoch: float | None = None
+    spawning_complete_epochs: list[float] = field(default_factory=list)
+    users: list[dict[str, Any]] = field(default_factory=list)
+    finals: set[str] = field(default_factory=set)
+    workers: set[str] = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)
+    final_sent: bool = False
+    finals_sent: int = 0
+    written: bool = False
+    paced_classes: list[tuple[str, float]] = field(default_factory=list)
+
+
+_STATE = _State()
+
+
+def _guarded(handler: Callable[..., None]) -> Callable[..., None]:
+    """A listener that logs its own failure instead of failing Locust's run (exit code 2)."""
+
+    def listener(*args: Any, **kwargs: Any) -> None:
+        try:
+            handler(*args, **kwargs)
+        except Exception as e:
+            logger.exception("paybench: %s failed", handler.__name__)
+            _STATE.warnings.append(f"paybench recorder error in {handler.__name__}: {e!r}")
+
+    listener.__name__ = handler.__name__
+    return listener
+
+
+def _options() -> Any:
+    return getattr(_STATE.environment, "parsed_options", None)
+
+
+def _configure_from_options() -> None:
+    options = _options()
+    directory = getattr(options, "paybench_dir", None) or None
+    interval = getattr(options, "paybench_interval", None) or DEFAULT_INTERVAL_S
+    _STATE.enabled = bool(directory)
+    _STATE.directory = Path(directory) if directory else None
+    _STATE.interval_s = float(interval)
+
+
+@events.init.add_listener
+def _on_init(environment: Any, **_kw: Any) -> None:
+    runner = environment.runner
+    _STATE.environment = environment
+    _STATE.role = (
+        "master"
+        if isinstance(runner, MasterRunner)
+        else "worker"
+        if isinstance(runner, WorkerRunner)
+        else "local"
+    )
+    _configure_from_options()
+    if _STATE.enabled and not _STATE.interval_s > 0:
+        raise SystemExit(f"--paybench-interval must be positive, got {_STATE.interval_s}")
+    events = environment.events
+    if _STATE.role == "master":
+        runner.register_message(MSG_FINAL, _guarded(_on_final_message))
+        events.worker_report.add_listener(_guarded(_on_worker_report))
+    elif _STATE.role == "worker":
+        runner.register_message(MSG_STOP, _guarded(_on_stop_message))
+        events.report_to_master.add_listener(_guarded(_on_report_to_master))
+    events.test_start.add_listener(_guarded(_on_test_start))
+    events.spawning_complete.add_listener(_guarded(_on_spawning_complete))
+    events.test_stopping.add_listener(_guarded(_on_test_stopping))
+    events.test_stop.add_listener(_guarded(_on_test_stop))
+    events.quitting.add_listener(_guarded(_on_quitting))
+    events.quit.add_listener(_guarded(_on_quit))
+    if _STATE.role != "worker":
+        atexit.register(_write_once)
+
+
+def _on_test_start(environment: Any, **_kw: Any) -> None:
+    if _STATE.role == "worker":
+        _configure_from_options()  # the master's options arrive with the spawn message
+    if not _STATE.enabled:
+        return
+    now = time.time()
+    if _STATE.test_start_epoch is None:
+        _STATE.test_start_epoch = now
+    _STATE.test_stop_epoch = None
+    _STATE.final_sent = False
+    _STATE.finals = set()
+    if _STATE.aggregator is None and _STATE.role != "worker":
+        _STATE.aggregator = Aggregator(_STATE.interval_s)
+    _STATE.cpu_process = psutil.Process()
+    _STATE.cpu_process.cpu_percent(interval=None)  # the first reading only starts the clock
+    if _STATE.role != "master":
+        process = "local" if _STATE.role == "local" else _worker_name(environment.runner)
+        recorder = Recorder(_STATE.interval_s, process)
+        if _STATE.recorder is not None:  # a second test in this process (web UI)
+            environment.events.request.remove_listener(_STATE.recorder.on_request)
+            _STATE.aggregator.apply(
+                _STATE.recorder.take(encode=False)
+            ) if _STATE.aggregator else None
+        _STATE.recorder = recorder
+        _install_request_tracking()
+        _STATE.paced_classes = _install_pacing(list(environment.user_classes))
+        environment.events.request.add_listener(recorder.on_request)
+    _STATE.users.append({"epoch": now, "users": int(environment.runner.user_count)})
+    if _STATE.tick is None:
+        _STATE.tick = gevent.spawn(_tick_loop)
+
+
+def _worker_name(runner: Any) -> str:
+    index = getattr(runner, "worker_index", -1)
+    return f"worker-{index}" if index is not None and index >= 0 else str(runner.client_id)
+
+
+def _tick_loop() -> None:
+    while True:
+        interval = _STATE.interval_s
+        now = time.time()
+        gevent.sleep(max(0.0, (math.floor(now / interval) + 1) * interval + TICK_DELAY_S - now))
+        try:
+            _tick()
+        except Exception as e:
+            logger.exception("paybench: progress tick failed")
+            _STATE.warnings.append(f"paybench progress tick failed: {e!r}")
+
+
+def _tick() -> None:
+    if _STATE.cpu_process is None:
+        return
+    recorder = _STATE.recorder
+    if recorder is not None:
+        recorder.sample_cpu(_STATE.cpu_process)
+    aggregator = _STATE.aggregator
+    if aggregator is None:
+        return  # a worker: its data goes with report_to_master
+    now = time.time()
+    if recorder is not None:
+        aggregator.apply(recorder.take(encode=False))
+    else:
+        aggregator.cpu.append(
+            {
+                "epoch": now,
+                "process": "master",
+                "cpu_pct": float(_STATE.cpu_process.cpu_percent(interval=None)),
+            }
+        )
+    runner = _STATE.environment.runner
+    _STATE.users.append({"epoch": now, "users": int(runner.user_count)})
+    processes = sorted(_STATE.workers) if _STATE.role == "master" else None
+    index = aggregator.complete_index(now, processes)
+    line = {
+        "epoch": now,
+        "elapsed_s": now - (_STATE.test_start_epoch or now),
+        "users": int(runner.user_count),
+        **aggregator.progress(index),
+    }
+    _append_live(line)
+    aggregator.compact(
+        int(now / _STATE.interval_s) - math.ceil(COMPACT_AFTER_S / aggregator.interval_s)
+    )
+
+
+def _append_live(line: dict[str, Any]) -> None:
+    if _STATE.directory is None:
+        return
+    _STATE.directory.mkdir(parents=True, exist_ok=True)
+    with open(_STATE.directory / LIVE_FILE, "a", encoding="utf-8") as f:
+        f.write(json.dumps(line, separators=(",", ":")) + "\n")
+
+
+def _on_spawning_complete(user_count: int, **_kw: Any) -> None:
+    if _STATE.enabled and _STATE.role != "worker":
+        now = time.time()
+        _STATE.spawning_complete_epochs.append(now)
+        _STATE.users.append({"epoch": now, "users": int(user_count)})
+
+
+def _on_test_stopping(**_kw: Any) -> None:
+    if _STATE.enabled and _STATE.test_stop_epoch is None:
+        _STATE.test_stop_epoch = time.time()
+
+
+def _on_test_stop(environment: Any, **_kw: Any) -> None:
+    if not _STATE.enabled:
+        return
+    if _STATE.test_stop_epoch is None:
+        _STATE.test_stop_epoch = time.time()
+    recorder = _STATE.recorder
+    if recorder is not None:
+        recorder.cut_off_pending(_STATE.test_stop_epoch)
+        recorder.close_pacing(_STATE.test_stop_epoch)
+    if _STATE.role == "worker":
+        _send_final(environment.runner)
+    elif _STATE.role == "local":
+        if recorder is not None and _STATE.aggregator is not None:
+            recorder.sample_cpu(_STATE.cpu_process)
+            _STATE.aggregator.apply(recorder.take(encode=False))
+    else:
+        _wait_for_final_data(environment.runner)
+
+
+def _send_final(runner: Any) -> None:
+    recorder = _STATE.recorder
+    payload = recorder.take(encode=True) if recorder is not None else {}
+    payload["final"] = True
+    runner.send_message(MSG_FINAL, payload)
+    _STATE.final_sent = True
+    _STATE.finals_sent += 1
+
+
+def _on_stop_message(environment: Any, msg: Any, **_kw: Any) -> None:
+    """Worker: the master is stopping; stop the users now and send the last data."""
+    runner = environment.runner
+    sent_before = _STATE.finals_sent
+    if runner.state != STATE_STOPPED:
+        runner.stop()  # fires test_stop, which sends the final data
+    if _STATE.finals_sent == sent_before:
+        # Stopped earlier (its final may still be on the way): send what is new, if
+        # anything, so that the master stops waiting for this worker.
+        _send_final(runner)
+
+
+def _on_report_to_master(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
+    recorder = _STATE.recorder
+    if _STATE.enabled and recorder is not None:
+        data[PAYLOAD_KEY] = recorder.take(encode=True)
+
+
+def _on_worker_report(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
+    payload = data.get(PAYLOAD_KEY)
+    if payload and _STATE.aggregator is not None:
+        _STATE.workers.add(str(payload.get("process", client_id)))
+        _STATE.aggregator.apply(payload)
+
+
+def _on_final_message(environment: Any, msg: Any, **_kw: Any) -> None:
+    payload = msg.data or {}
+    if _STATE.aggregator is not None and payload:
+        _STATE.workers.add(str(payload.get("process", msg.node_id)))
+        _STATE.aggregator.apply(payload)
+    _STATE.finals.add(msg.node_id)
+
+
+def _wait_for_final_data(runner: Any) -> None:
+    """Master: ask every connected worker for its last data and wait for it (bounded)."""
+    expected = {cid for cid in runner.clients if cid not in _STATE.finals}
+    if not expected:
+        return
+    for client_id in expected:
+        runner.send_message(MSG_STOP, None, client_id)
+    stop_timeout = float(getattr(_STATE.environment, "stop_timeout", 0) or 0)
+    deadline = time.monotonic() + stop_timeout + FINAL_WAIT_EXTRA_S
+    while time.monotonic() < deadline:
+        missing = {c for c in expected if c not in _STATE.finals and c in runner.clients}
+        if not missing:
+            break
+        gevent.sleep(0.05)
+    lost = sorted(c for c in expected if c not in _STATE.finals)
+    if lost:
+        message = (
+            f"no final data from {len(lost)} worker(s) ({', '.join(lost)}): their last "
+            "seconds of requests are missing from the recording"
+        )
+        logger.warning("paybench: %s", message)
+        _STATE.warnings.append(message)
+
+
+def _on_quitting(environment: Any, **_kw: Any) -> None:
+    # A worker told to quit by Ctrl-C/SIGTERM stops its users and sends its data before
+    # Locust's own quitting listener tells the master it is gone (we run first: reverse).
+    if _STATE.role == "worker" and _STATE.enabled and not _STATE.final_sent:
+        runner = environment.runner
+        if runner.state != STATE_STOPPED:
+            runner.stop()
+        if not _STATE.final_sent:
+            _send_final(runner)
+
+
+def _on_quit(**_kw: Any) -> None:
+    _write_once()
+
+
+def _write_once() -> None:
+    if _STATE.written or not _STATE.enabled or _STATE.role == "worker":
+        return
+    if _STATE.aggregator is None or _STATE.directory is None:
+        return
+    _STATE.written = True
+    if _STATE.tick is not None and not _STATE.tick.dead:
+        _STATE.tick.kill(block=False)
+    recorder = _STATE.recorder
+    if recorder is not None:
+        _STATE.aggregator.apply(recorder.take(encode=False))
+    spawned = _STATE.spawning_complete_epochs
+    meta = {
+        "test_start_epoch": _STATE.test_start_epoch,
+        "spawning_complete_epoch": spawned[0] if spawned else None,
+        "spawning_complete_epochs": spawned,
+        "test_stop_epoch": _STATE.test_stop_epoch,
+        "mode": _STATE.role,
+        "workers": sorted(_STATE.workers),
+        "users": _STATE.users,
+        "warnings": _STATE.warnings,
+    }
+    write_json_atomically(_STATE.directory / HDR_FILE, _STATE.aggregator.document(meta))

@@ -1,0 +1,437 @@
+"""The report's charts: ReportContext -> inline SVG strings (matplotlib, no pyplot).
+
+Figures are made as ``matplotlib.figure.Figure`` objects and drawn by the SVG canvas, so
+nothing touches pyplot's global state or needs a display. The SVG is deterministic (fixed
+hash salt per chart, no date) so that re-rendering a run folder gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import matplotlib
+from matplotlib.backends.backend_svg import FigureCanvasSVG
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+from harness.model import AGGREGATE_KEY
+from harness.report.context import BudgetLine, PercentileCurve, ReportContext
+
+BUDGET_COLOR = "#c0392b"
+STEADY_COLOR = "#2a9d8f"
+USERS_COLOR = "#7f7f7f"
+WIDE_IN = (10.0, 3.6)
+OFF_SCALE_FACTOR = 4.0  # a budget this many times above the highest point is not drawn
+SMALL_IN = (5.2, 3.3)
+# Text stays text in the SVG (smaller files; the page's font draws it).
+_RC = {
+    "svg.fonttype": "none",
+    "font.family": "sans-serif",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "legend.fontsize": 7.5,
+    "legend.framealpha": 0.85,
+}
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One chart of the report: an inline SVG, or a note saying why there is none."""
+
+    id: str
+    title: str
+    svg: str | None
+    note: str | None = None
+    wide: bool = True
+
+
+def render_charts(ctx: ReportContext) -> tuple[Chart, ...]:
+    """Every chart of the report, in the order the page shows them."""
+    colors = _colors([r.key for r in ctx.requests])
+    charts = [_throughput(ctx), _errors(ctx)]
+    charts.extend(_latency_over_time(ctx, colors))
+    charts.append(_distribution(ctx, colors))
+    charts.append(_flow(ctx))
+    return tuple(charts)
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _colors(keys: Sequence[str]) -> dict[str, str]:
+    cmap = matplotlib.colormaps["tab10" if len(keys) <= 10 else "tab20"]
+    return {k: matplotlib.colors.to_hex(cmap(i % cmap.N)) for i, k in enumerate(keys)}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "chart"
+
+
+def _svg(fig: Figure, chart_id: str, title: str) -> str:
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": chart_id}):
+        FigureCanvasSVG(fig).print_svg(buf, metadata={"Date": None})
+    text = buf.getvalue()
+    text = text[text.index("<svg") :]  # inline: no XML declaration or DOCTYPE
+    # Responsive: the viewBox keeps the aspect ratio, CSS sets the width.
+    text = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r"<svg\1", text, count=1)
+    label = title.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+    return text.replace("<svg", f'<svg role="img" aria-label="{label}"', 1)
+
+
+def _figure(size: tuple[float, float]) -> Figure:
+    with matplotlib.rc_context(_RC):
+        return Figure(figsize=size, layout="constrained")
+
+
+def _time_axis(ctx: ReportContext) -> tuple[float, str]:
+    """Seconds, or minutes for runs longer than half an hour."""
+    span = max(ctx.timeline.mid_s, default=0.0)
+    return (60.0, "time since start (min)") if span > 1800 else (1.0, "time since start (s)")
+
+
+def _mark_steady(ax, ctx: ReportContext, scale: float) -> None:
+    if ctx.steady_end_s > ctx.steady_start_s:
+        ax.axvspan(
+            ctx.steady_start_s / scale,
+            ctx.steady_end_s / scale,
+            color=STEADY_COLOR,
+            alpha=0.09,
+            lw=0,
+            label="steady state",
+        )
+
+
+def _nan(values: Sequence[float | None]) -> list[float]:
+    return [math.nan if v is None else v for v in values]
+
+
+def _marker(n: int) -> str | None:
+    return "o" if n <= 30 else None
+
+
+def _no_data(chart_id: str, title: str, why: str, wide: bool = True) -> Chart:
+    return Chart(chart_id, title, None, f"No data: {why}.", wide)
+
+
+def _budget_hlines(ax, lines: Sequence[BudgetLine], scale: float = 1.0) -> None:
+    seen: set[tuple[str, float]] = set()
+    for line in lines:
+        if (line.label, line.limit) in seen:
+            continue
+        seen.add((line.label, line.limit))
+        ax.axhline(
+            line.limit / scale,
+            color=BUDGET_COLOR,
+            ls="--",
+            lw=1.1,
+            label=f"budget {line.label}",
+        )
+
+
+# --- the charts ----------------------------------------------------------------------
+
+
+def _throughput(ctx: ReportContext) -> Chart:
+    cid, title = "chart-throughput", "Requests per second and users over time"
+    t = ctx.timeline
+    if not t.mid_s:
+        return _no_data(cid, title, "the run recorded no intervals")
+    scale, xlabel = _time_axis(ctx)
+    with matplotlib.rc_context(_RC):
+        fig = _figure(WIDE_IN)
+        ax = fig.add_subplot()
+        x = [m / scale for m in t.mid_s]
+        _mark_steady(ax, ctx, scale)
+        ax.plot(x, t.rps, color="#1f77b4", lw=1.6, marker=_marker(len(x)), ms=3, label="requests/s")
+        _budget_hlines(
+            ax,
+            [b for b in ctx.budget_lines if b.metric == "rps" and b.request_key == AGGREGATE_KEY],
+        )
+        if ctx.expected_peak_rps is not None:
+            ax.axhline(
+                ctx.expected_peak_rps, color="#6c3483", ls=":", lw=1.2, label="expected peak"
+            )
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("requests per second (req/s)")
+        ax.set_title(title)
+        users = ax.twinx()
+        users.step(x, t.users, where="mid", color=USERS_COLOR, lw=1.2, label="users")
+        users.set_ylim(0, max(max(t.users, default=0) * 1.15, 1))
+        users.set_ylabel("users")
+        users.grid(False)
+        handles, labels = ax.get_legend_handles_labels()
+        h2, l2 = users.get_legend_handles_labels()
+        ax.legend(handles + h2, labels + l2, loc="upper left", bbox_to_anchor=(1.08, 1.0))
+        return Chart(cid, title, _svg(fig, cid, title))
+
+
+def _errors(ctx: ReportContext) -> Chart:
+    cid, title = "chart-errors", "Error rate over time"
+    t = ctx.timeline
+    if not t.mid_s:
+        return _no_data(cid, title, "the run recorded no intervals")
+    scale, xlabel = _time_axis(ctx)
+    with matplotlib.rc_context(_RC):
+        fig = _figure(WIDE_IN)
+        ax = fig.add_subplot()
+        x = [m / scale for m in t.mid_s]
+        _mark_steady(ax, ctx, scale)
+        ax.plot(
+            x,
+            _nan(t.error_rate_pct),
+            color="#d62728",
+            lw=1.6,
+            marker=_marker(len(x)),
+            ms=3,
+            label="failed requests (all names)",
+        )
+        lines = [b for b in ctx.budget_lines if b.metric == "error_rate"]
+        # A per-name limit is still worth seeing against the run's error rate.
+        _budget_hlines(
+            ax,
+            [
+                BudgetLine(
+                    b.request_key,
+                    b.metric,
+                    b.limit,
+                    b.unit,
+                    b.label if b.request_key == AGGREGATE_KEY else f"{b.label} (per name)",
+                    b.percentile,
+                )
+                for b in lines
+            ],
+        )
+        top = max([v for v in t.error_rate_pct if v is not None] + [b.limit for b in lines])
+        ax.set_ylim(0, max(top * 1.15, 1.0))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("failed requests (%)")
+        ax.set_title(title)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        return Chart(cid, title, _svg(fig, cid, title))
+
+
+_LINE_STYLES = {"p50": "-", "median": "-", "p90": "-", "p95": "-", "p99": "-"}
+
+
+def _latency_over_time(ctx: ReportContext, colors: dict[str, str]) -> list[Chart]:
+    t = ctx.timeline
+    if not t.latency:
+        return [
+            _no_data(
+                "chart-latency",
+                "Latency percentiles over time",
+                "no interval recorded a latency",
+            )
+        ]
+    scale, xlabel = _time_axis(ctx)
+    shades = ["#9ecae1", "#4292c6", "#08519c", "#08306b", "#000000"]
+    charts = []
+    for series in t.latency:
+        cid = f"chart-latency-{_slug(series.request_key)}"
+        title = f"Latency over time: {series.request_key}"
+        with matplotlib.rc_context(_RC):
+            fig = _figure(SMALL_IN)
+            ax = fig.add_subplot()
+            x = [m / scale for m in t.mid_s]
+            _mark_steady(ax, ctx, scale)
+            top = 0.0
+            for i, line in enumerate(series.lines):
+                values = _nan(line.values_ms)
+                top = max([top, *[v for v in values if not math.isnan(v)]])
+                ax.plot(
+                    x,
+                    values,
+                    color=shades[min(i, len(shades) - 1)] if len(series.lines) > 1 else "#1f77b4",
+                    lw=1.4,
+                    marker=_marker(len(x)),
+                    ms=2.5,
+                    label=line.label,
+                )
+            budgets = [
+                b
+                for b in ctx.budget_lines
+                if b.request_key == series.request_key and b.unit == "ms"
+            ]
+            # A limit far above the data would flatten the lines it judges: say it instead.
+            far = [b for b in budgets if top > 0 and b.limit > OFF_SCALE_FACTOR * top]
+            near = [b for b in budgets if b not in far]
+            _budget_hlines(ax, near)
+            top = max([top, *[b.limit for b in near]])
+            ax.set_ylim(0, max(top * (1.3 if far else 1.12), 0.001))
+            if far:
+                ax.text(
+                    0.99,
+                    0.97,
+                    "above the chart: " + ", ".join(f"budget {b.label}" for b in far),
+                    transform=ax.transAxes,
+                    ha="right",
+                    va="top",
+                    fontsize=7.5,
+                    color=BUDGET_COLOR,
+                    bbox={"facecolor": "white", "edgecolor": BUDGET_COLOR, "ls": "--", "pad": 2},
+                )
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("latency (ms)")
+            ax.set_title(_wrap_title(series.request_key), fontsize=9)
+            # Below the axes: inside, the legend would hide the lines it explains; the
+            # percentile lines first, the steady-state shading last.
+            handles, labels = ax.get_legend_handles_labels()
+            order = sorted(range(len(labels)), key=lambda i: labels[i] == "steady state")
+            ax.legend(
+                [handles[i] for i in order],
+                [labels[i] for i in order],
+                loc="upper center",
+                bbox_to_anchor=(0.5, -0.2),
+                ncols=3,
+                frameon=False,
+            )
+            charts.append(Chart(cid, title, _svg(fig, cid, title), wide=False))
+    return charts
+
+
+def _wrap_title(text: str, width: int = 52) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+_PCT_TICKS = (0.0, 50.0, 90.0, 99.0, 99.9, 99.99, 99.999, 99.9999)
+
+
+def _pct_label(p: float) -> str:
+    return f"{p:g} %"
+
+
+def _hdr_axes(ax, max_x: float) -> None:
+    """Log x axis at 1/(1-q), labelled with the percentile q (the HdrHistogram plot)."""
+    ax.set_xscale("log")
+    ticks = [1.0 / (1.0 - p / 100.0) for p in _PCT_TICKS if 1.0 / (1.0 - p / 100.0) <= max_x * 1.01]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(
+        FuncFormatter(lambda x, _pos: _pct_label(round(100.0 * (1.0 - 1.0 / x), 4)))
+    )
+    ax.set_xlim(1.0, max(max_x, 2.0))
+    ax.set_xlabel("percentile (log scale of 1/(1 - percentile))")
+
+
+def _plot_curves(
+    ax,
+    curves: Sequence[PercentileCurve],
+    colors: dict[str, str],
+    lines: Sequence[BudgetLine],
+) -> tuple[float, float]:
+    low, high = math.inf, 0.0
+    for i, c in enumerate(curves):
+        color = colors.get(c.request_key, matplotlib.colors.to_hex(f"C{i % 10}"))
+        ax.plot(c.x, c.values_ms, color=color, lw=1.5, label=f"{c.request_key} (n={c.count:,})")
+        positive = [v for v in c.values_ms if v > 0]
+        low = min([low, *positive])
+        high = max([high, *c.values_ms])
+        # A percentile budget: a dashed line at its limit from its percentile onwards.
+        for b in lines:
+            if b.request_key != c.request_key or b.percentile is None:
+                continue
+            x0 = 1.0 / (1.0 - b.percentile / 100.0)
+            ax.hlines(b.limit, x0, max(c.x[-1], x0 * 10), colors=color, linestyles="--", lw=1.1)
+            ax.plot([x0], [b.limit], marker="v", color=color, ms=5)
+            high = max(high, b.limit)
+    return low, high
+
+
+def _distribution(ctx: ReportContext, colors: dict[str, str]) -> Chart:
+    cid, title = "chart-distribution", "Latency distribution by request name (steady state)"
+    curves = ctx.latency_curves
+    if not curves:
+        return _no_data(cid, title, "no request completed in the steady state")
+    with matplotlib.rc_context(_RC):
+        fig = _figure((10.0, 4.6))
+        ax = fig.add_subplot()
+        low, high = _plot_curves(ax, curves, colors, ctx.budget_lines)
+        max_x = max(max(c.x) for c in curves)
+        _hdr_axes(ax, max_x)
+        if high > 0 and low < math.inf and high / low > 30:
+            ax.set_yscale("log")
+            ax.set_ylabel("latency (ms, log scale)")
+        else:
+            ax.set_ylim(0, high * 1.1 if high > 0 else 1)
+            ax.set_ylabel("latency (ms)")
+        ax.set_title(title)
+        if any(b.percentile is not None for b in ctx.budget_lines):
+            ax.plot(
+                [],
+                [],
+                color="#555555",
+                ls="--",
+                marker="v",
+                ms=5,
+                label="budget (▼ at its percentile)",
+            )
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), ncols=1)
+        return Chart(cid, title, _svg(fig, cid, title))
+
+
+def _flow(ctx: ReportContext) -> Chart:
+    cid, title = "chart-flow", "Checkout flow duration (steady state)"
+    if not ctx.flow_curves:
+        return _no_data(cid, title, "no checkout flow completed in the steady state")
+    lines = [b for b in ctx.budget_lines if b.unit == "ms"]
+    with matplotlib.rc_context(_RC):
+        fig = _figure((10.0, 3.8))
+        left, right = fig.subplots(1, 2)
+        for i, bins in enumerate(ctx.flow_bins):
+            color = f"C{i % 10}"
+            widths = [b - a for a, b in zip(bins.edges_ms, bins.edges_ms[1:], strict=False)]
+            left.bar(
+                bins.edges_ms[:-1],
+                bins.counts,
+                width=widths,
+                align="edge",
+                color=color,
+                alpha=0.75,
+                label=bins.request_key,
+            )
+            for name, value, ls in (
+                ("p50", bins.p50_ms, "-"),
+                ("p95", bins.p95_ms, "-."),
+                ("p99", bins.p99_ms, ":"),
+            ):
+                if value is not None:
+                    left.axvline(
+                        value, color="#333333", ls=ls, lw=1, label=f"{name} {value:,.0f} ms"
+                    )
+            for b in lines:
+                if b.request_key == bins.request_key:
+                    left.axvline(
+                        b.limit, color=BUDGET_COLOR, ls="--", lw=1.1, label=f"budget {b.label}"
+                    )
+            if bins.log_x:
+                left.set_xscale("log")
+        left.set_xlabel(
+            "flow duration (ms)" + (", log scale" if any(b.log_x for b in ctx.flow_bins) else "")
+        )
+        left.set_ylabel("flows")
+        left.set_title("How long flows took")
+        if ctx.flow_bins:
+            left.legend(loc="upper right")
+        colors = {c.request_key: f"C{i % 10}" for i, c in enumerate(ctx.flow_curves)}
+        _low, high = _plot_curves(right, ctx.flow_curves, colors, ctx.budget_lines)
+        _hdr_axes(right, max(max(c.x) for c in ctx.flow_curves))
+        flow_keys = {c.request_key for c in ctx.flow_curves}
+        # Non-percentile time budgets of a flow (avg, max) have no percentile: full width.
+        _budget_hlines(
+            right, [b for b in lines if b.request_key in flow_keys and b.percentile is None]
+        )
+        right.set_ylim(0, max(high * 1.1, 1.0))
+        right.set_ylabel("flow duration (ms)")
+        right.set_title("Percentile distribution")
+        right.legend(loc="upper left")
+        fig.suptitle(title, fontweight="bold", fontsize=10)
+        return Chart(cid, title, _svg(fig, cid, title))

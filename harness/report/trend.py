@@ -1,0 +1,612 @@
+"""The trend report (``paybench trend``): trend.html and trend.md over the stored runs.
+
+``build_trend_context`` is pure (stored rows in, a TrendContext out: series, change points,
+latest vs baseline, budget use); ``write_trend_report`` draws the charts (matplotlib
+Figures drawn by the SVG canvas, no pyplot) and renders the two templates;
+``trend_report`` is the library call behind the command (reads the history).
+
+Latest vs baseline: the baseline is the median of the ``baseline_runs`` runs before the
+latest, as regression budgets use it (``harness.evaluate``). The change is significant
+when the latest run lies outside the 95 % prediction interval of those runs, i.e. the
+two-sided p-value of t = (latest - mean) / (sd * sqrt(1 + 1/n)) with n - 1 degrees of
+freedom is below 0.05 (Hahn and Meeker, "Statistical Intervals" (1991), 4.6); it needs
+at least 3 baseline runs. "rising"/"falling" is the Mann-Kendall test over the last
+``TREND_RUNS`` runs (``harness.trends.mann_kendall``). Change points come from
+``harness.trends.detect_change_points`` over each whole series.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from matplotlib.backends.backend_svg import FigureCanvasSVG
+from matplotlib.figure import Figure
+
+from harness.budgets import selector_matches
+from harness.errors import ConfigError
+from harness.model import AGGREGATE_KEY, Budget, Budgets, RegressionBudget, metric_unit
+from harness.report.format import DASH, fmt_pct, fmt_value, md_text
+from harness.store import DEFAULT_HISTORY, HistoryStore, RequestMetrics, RunRow
+from harness.trends import ChangePoint, detect_change_points, mann_kendall, student_t_two_sided_p
+
+TREND_METRICS = ("p50", "p95", "p99", "error_rate", "rps")
+LATENCY_METRICS = ("p50", "p95", "p99")
+TREND_RUNS = 10  # runs the rising/falling test looks at
+MIN_PREDICTION_RUNS = 3
+SIGNIFICANCE = 0.05
+TEMPLATES = Path(__file__).parent / "templates"
+HTML_FILE = "trend.html"
+MD_FILE = "trend.md"
+
+_COLORS = {
+    "p50": "#2a9d8f",
+    "p95": "#e9a23b",
+    "p99": "#8e44ad",
+    "error_rate": "#c0392b",
+    "rps": "#1f77b4",
+}
+_WORSE_COLOR, _BETTER_COLOR, _BUDGET_COLOR = "#c0392b", "#2a9d8f", "#555555"
+
+
+@dataclass(frozen=True)
+class RunPoint:
+    """A run on the x axis: its position (1-based) and what identifies it."""
+
+    number: int
+    run_id: str
+    started_at: str | None
+    git_commit: str | None
+    outcome: str | None
+
+
+@dataclass(frozen=True)
+class ChangeMark:
+    """A change point of one metric of one request name, mapped back to its run."""
+
+    request_key: str
+    metric: str
+    index: int  # position in the runs (0-based): the first run of the new level
+    run_id: str
+    p_value: float
+    mean_before: float
+    mean_after: float
+    change: float | None  # percent of mean_before; percentage points for error_rate
+    change_unit: str
+    worse: bool
+
+    @property
+    def run_number(self) -> int:
+        return self.index + 1
+
+
+@dataclass(frozen=True)
+class BudgetUse:
+    """How much of one budget the latest run uses (``used_pct``: 100 = at the limit)."""
+
+    text: str  # the budget as written, with its kind: "< 450ms", "+10% significant"
+    limit: float | None  # for the chart's dashed line (absolute budgets only)
+    used_pct: float | None
+    regression: bool
+
+
+@dataclass(frozen=True)
+class MetricTrend:
+    """One metric of one request name across the runs, and the latest run against its baseline."""
+
+    request_key: str
+    metric: str
+    unit: str
+    values: tuple[float | None, ...]
+    change_points: tuple[ChangeMark, ...]
+    latest: float | None
+    baseline: float | None  # median of the baseline runs
+    baseline_n: int
+    change: float | None  # percent (percentage points for error_rate)
+    change_unit: str
+    p_value: float | None
+    significant: bool | None
+    direction: str  # rising, falling, steady
+    budgets: tuple[BudgetUse, ...]
+
+    @property
+    def significant_worse(self) -> bool:
+        """Significantly slower, more errors, or fewer requests/s than the baseline."""
+        if not self.significant or self.change is None:
+            return False
+        return self.change < 0 if self.metric == "rps" else self.change > 0
+
+    @property
+    def budget_line(self) -> float | None:
+        limits = [b.limit for b in self.budgets if b.limit is not None]
+        return limits[0] if limits else None
+
+    @property
+    def summary(self) -> str:
+        """``p95 at 87 % of its budget, rising``: the tightest budget, and the direction."""
+        used = [b for b in self.budgets if b.used_pct is not None]
+        if not used:
+            return f"{self.metric} {self.direction}"
+        tight = max(used, key=lambda b: b.used_pct or 0.0)
+        kind = "regression budget" if tight.regression else "budget"
+        return f"{self.metric} at {tight.used_pct:.0f} % of its {kind}, {self.direction}"
+
+
+@dataclass(frozen=True)
+class RequestTrend:
+    request_key: str
+    anchor: str
+    metrics: tuple[MetricTrend, ...]
+
+    def metric(self, name: str) -> MetricTrend | None:
+        return next((m for m in self.metrics if m.metric == name), None)
+
+
+@dataclass(frozen=True)
+class TrendContext:
+    title: str
+    profile: str | None
+    runs: tuple[RunPoint, ...]
+    requests: tuple[RequestTrend, ...]
+    change_points: tuple[ChangeMark, ...]
+    baseline_runs: int
+    p_value: float
+    min_magnitude: float
+    left_out: tuple[str, ...] = ()
+    settings: str = ""  # what the runs share: users, scenario version, target
+
+    @property
+    def anchors(self) -> dict[str, str]:
+        return {rt.request_key: rt.anchor for rt in self.requests}
+
+    @property
+    def first(self) -> RunPoint:
+        return self.runs[0]
+
+    @property
+    def latest(self) -> RunPoint:
+        return self.runs[-1]
+
+
+# ---------------------------------------------------------------------------------------
+# Context (pure)
+# ---------------------------------------------------------------------------------------
+
+
+def _key_order(keys: set[str]) -> list[str]:
+    from harness.catalogue import REQUEST_KEYS
+
+    known = [k for k in REQUEST_KEYS if k in keys]
+    rest = sorted(k for k in keys if k not in REQUEST_KEYS and k != AGGREGATE_KEY)
+    return ([AGGREGATE_KEY] if AGGREGATE_KEY in keys else []) + known + rest
+
+
+def _anchor(key: str, used: set[str]) -> str:
+    base = re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-") or "request"
+    anchor, i = base, 2
+    while anchor in used:
+        anchor, i = f"{base}-{i}", i + 1
+    used.add(anchor)
+    return anchor
+
+
+def _same_metric(budget_metric: str, metric: str) -> bool:
+    return budget_metric == metric or {budget_metric, metric} == {"median", "p50"}
+
+
+def _absolute_use(b: Budget, latest: float | None) -> BudgetUse:
+    used = None
+    if latest is not None:
+        if b.op in ("<", "<="):
+            used = 100.0 * latest / b.limit if b.limit > 0 else None
+        elif latest > 0:
+            # A floor (rps > 5): the share of the floor's room the run uses up.
+            used = 100.0 * b.limit / latest
+    return BudgetUse(text=b.text, limit=b.limit, used_pct=used, regression=False)
+
+
+def _regression_use(rb: RegressionBudget, latest: float | None, base: float | None) -> BudgetUse:
+    used = None
+    if latest is not None and base is not None and rb.max_increase > 0:
+        # As harness.evaluate judges it: percent of the baseline, or absolute units/points.
+        if rb.relative:
+            rise = 100.0 * (latest / base - 1.0) if base > 0 else None
+        else:
+            rise = latest - base
+        used = None if rise is None else 100.0 * rise / rb.max_increase
+    return BudgetUse(text=rb.text, limit=None, used_pct=used, regression=True)
+
+
+def _budget_uses(
+    budgets: Budgets | None, key: str, metric: str, latest: float | None, base: float | None
+) -> tuple[BudgetUse, ...]:
+    if budgets is None:
+        return ()
+    out = []
+    for b in budgets.budgets:
+        if _same_metric(b.metric, metric) and _covers(b.selector, key):
+            out.append(_absolute_use(b, latest))
+    for rb in budgets.regressions:
+        if _same_metric(rb.metric, metric) and _covers(rb.selector, key):
+            out.append(_regression_use(rb, latest, base))
+    # The tightest absolute budget first: its limit is the chart's dashed line.
+    out.sort(key=lambda u: (u.regression, -(u.used_pct or 0.0)))
+    return tuple(out)
+
+
+def _covers(selector: str, key: str) -> bool:
+    if key == AGGREGATE_KEY or selector == AGGREGATE_KEY:
+        return selector == key
+    return selector_matches(selector, key)
+
+
+def _latest_vs_baseline(
+    values: Sequence[float | None], n: int, metric: str
+) -> tuple[float | None, float | None, int, float | None, float | None, bool | None]:
+    """(latest, baseline median, baseline runs, change, p-value, significant)."""
+    latest = values[-1] if values else None
+    prior = [v for v in values[:-1] if v is not None][-n:]
+    if latest is None or not prior:
+        return latest, None, len(prior), None, None, None
+    base = statistics.median(prior)
+    if metric == "error_rate":
+        change = latest - base
+    else:
+        change = 100.0 * (latest / base - 1.0) if base else None
+    if len(prior) < MIN_PREDICTION_RUNS:
+        return latest, base, len(prior), change, None, None
+    mean, sd = statistics.fmean(prior), statistics.stdev(prior)
+    if sd == 0:
+        p = 1.0 if latest == mean else 0.0
+    else:
+        t = (latest - mean) / (sd * math.sqrt(1.0 + 1.0 / len(prior)))
+        p = student_t_two_sided_p(t, len(prior) - 1)
+    return latest, base, len(prior), change, p, p < SIGNIFICANCE
+
+
+def _marks(
+    key: str,
+    metric: str,
+    values: Sequence[float | None],
+    runs: Sequence[RunPoint],
+    p_value: float,
+    min_magnitude: float,
+) -> tuple[ChangeMark, ...]:
+    present = [i for i, v in enumerate(values) if v is not None]
+    series = [float(values[i]) for i in present]  # type: ignore[arg-type]
+    out = []
+    for cp in detect_change_points(series, p_value=p_value, min_magnitude=min_magnitude):
+        index = present[cp.index]
+        out.append(_mark(key, metric, index, runs[index].run_id, cp))
+    return tuple(out)
+
+
+def _mark(key: str, metric: str, index: int, run_id: str, cp: ChangePoint) -> ChangeMark:
+    up = cp.mean_after > cp.mean_before
+    if metric == "error_rate":
+        change, unit = cp.mean_after - cp.mean_before, "pts"
+    else:
+        change, unit = cp.change_pct, "%"
+    return ChangeMark(
+        request_key=key,
+        metric=metric,
+        index=index,
+        run_id=run_id,
+        p_value=cp.p_value,
+        mean_before=cp.mean_before,
+        mean_after=cp.mean_after,
+        change=change,
+        change_unit=unit,
+        worse=up if metric != "rps" else not up,
+    )
+
+
+def build_trend_context(
+    runs: Sequence[RunRow],
+    metrics: Sequence[RequestMetrics],
+    budgets: Budgets | None = None,
+    *,
+    baseline_runs: int = 5,
+    p_value: float = 0.001,
+    min_magnitude: float = 0.0,
+    left_out: Sequence[str] = (),
+    title: str | None = None,
+) -> TrendContext:
+    """The trend report's content from stored runs (oldest first) and their metrics."""
+    if not runs:
+        raise ConfigError("no runs to show a trend of; `paybench history list` shows the history")
+    points = tuple(
+        RunPoint(i + 1, r.run_id, r.started_at, r.git_commit, r.outcome) for i, r in enumerate(runs)
+    )
+    position = {r.run_id: i for i, r in enumerate(runs)}
+    table: dict[str, list[RequestMetrics | None]] = {}
+    for m in metrics:
+        if m.run_id in position:
+            table.setdefault(m.request_key, [None] * len(runs))[position[m.run_id]] = m
+    requests = []
+    all_marks: list[ChangeMark] = []
+    anchors: set[str] = set()
+    for key in _key_order(set(table)):
+        rows = table[key]
+        trends = []
+        for metric in TREND_METRICS:
+            values = tuple(None if r is None else r.value(metric) for r in rows)
+            if all(v is None for v in values):
+                continue
+            marks = _marks(key, metric, values, points, p_value, min_magnitude)
+            all_marks.extend(marks)
+            latest, base, n, change, p, significant = _latest_vs_baseline(
+                values, baseline_runs, metric
+            )
+            recent = [v for v in values if v is not None][-TREND_RUNS:]
+            trends.append(
+                MetricTrend(
+                    request_key=key,
+                    metric=metric,
+                    unit=metric_unit(metric),
+                    values=values,
+                    change_points=marks,
+                    latest=latest,
+                    baseline=base,
+                    baseline_n=n,
+                    change=change,
+                    change_unit="pts" if metric == "error_rate" else "%",
+                    p_value=p,
+                    significant=significant,
+                    direction=mann_kendall(recent).direction,
+                    budgets=_budget_uses(budgets, key, metric, latest, base),
+                )
+            )
+        requests.append(RequestTrend(key, _anchor(key, anchors), tuple(trends)))
+    last = runs[-1]
+    settings = (
+        f"{last.users if last.users is not None else '?'} users, scenario version "
+        f"{last.scenario_version or '?'}, {last.target} target"
+    )
+    return TrendContext(
+        title=title or f"paybench trend: {last.profile or 'runs'}",
+        profile=last.profile,
+        runs=points,
+        requests=tuple(requests),
+        change_points=tuple(sorted(all_marks, key=lambda m: (m.index, m.request_key, m.metric))),
+        baseline_runs=baseline_runs,
+        p_value=p_value,
+        min_magnitude=min_magnitude,
+        left_out=tuple(left_out),
+        settings=settings,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Charts
+# ---------------------------------------------------------------------------------------
+
+
+def _nan(values: Sequence[float | None]) -> list[float]:
+    return [math.nan if v is None else v for v in values]
+
+
+def _plot_marks(ax, trend: MetricTrend, color: str) -> None:
+    for mark in trend.change_points:
+        x = mark.run_number
+        ax.axvline(
+            x - 0.5,
+            color=_WORSE_COLOR if mark.worse else _BETTER_COLOR,
+            ls=":",
+            lw=1.2,
+            gid=f"change-point-{trend.metric}-{mark.run_number}",
+        )
+        y = trend.values[mark.index]
+        if y is not None:
+            ax.plot(
+                [x],
+                [y],
+                marker="v" if not mark.worse else "^",
+                ms=8,
+                color=color,
+                markeredgecolor="black",
+                lw=0,
+            )
+
+
+def _chart(rt: RequestTrend, n_runs: int) -> str:
+    panels = [
+        [m for m in rt.metrics if m.metric in LATENCY_METRICS],
+        [m for m in rt.metrics if m.metric == "error_rate"],
+        [m for m in rt.metrics if m.metric == "rps"],
+    ]
+    panels = [p for p in panels if p]
+    fig = Figure(figsize=(10.0, 1.2 + 2.1 * len(panels)), layout="constrained")
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    x = list(range(1, n_runs + 1))
+    marker = "o" if n_runs <= 40 else None
+    labels = {"ms": "latency (ms)", "%": "error rate (%)", "req/s": "requests/s"}
+    for ax, panel in zip(axes, panels, strict=True):
+        for trend in panel:
+            color = _COLORS[trend.metric]
+            ax.plot(
+                x,
+                _nan(trend.values),
+                color=color,
+                lw=1.3,
+                marker=marker,
+                ms=3.5,
+                label=trend.metric,
+            )
+            if trend.budget_line is not None:
+                ax.axhline(
+                    trend.budget_line, color=color, ls="--", lw=1.0, label=f"{trend.metric} budget"
+                )
+            _plot_marks(ax, trend, color)
+        ax.set_ylabel(labels[panel[0].unit], fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.set_ylim(bottom=0)
+        ax.tick_params(labelsize=8)
+        ax.legend(fontsize=7.5, loc="upper left", ncols=6, framealpha=0.85)
+    axes[-1].set_xlabel("run (oldest to latest; numbers as in the run table)", fontsize=9)
+    axes[-1].set_xlim(0.5, n_runs + 0.5)
+    axes[0].set_title(
+        rt.request_key if rt.request_key != AGGREGATE_KEY else "all requests",
+        fontsize=10,
+        fontweight="bold",
+        parse_math=False,
+    )
+    buf = io.StringIO()
+    # Text stays text (smaller SVG); a fixed salt keeps re-renders byte-identical.
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": rt.anchor}):
+        FigureCanvasSVG(fig).print_svg(buf, metadata={"Date": None})
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg") :]
+    return re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r"<svg\1", svg, count=1)
+
+
+def _alt(rt: RequestTrend) -> str:
+    marks = [m for t in rt.metrics for m in t.change_points]
+    text = f"Trend of {rt.request_key}"
+    if marks:
+        text += "; change points: " + "; ".join(
+            f"{m.metric} {_fmt_change(m.change, m.change_unit)} at run {m.run_number}"
+            for m in marks
+        )
+    return text
+
+
+# ---------------------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------------------
+
+
+def _fmt_change(v: float | None, unit: str) -> str:
+    if v is None:
+        return DASH
+    return f"{v:+.1f} %" if unit == "%" else f"{v:+.2f} pts"
+
+
+def _fmt_p(p: float | None) -> str:
+    if p is None:
+        return DASH
+    return "< 0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        # The templates are *.html.j2 / *.md.j2: the default extensions would not match.
+        autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(value=fmt_value, change=_fmt_change, p=_fmt_p, pct=fmt_pct, md=md_text)
+    return env
+
+
+def write_trend_report(
+    out_dir: Path,
+    runs: Sequence[RunRow],
+    metrics: Sequence[RequestMetrics],
+    budgets: Budgets | None = None,
+    **options: object,
+) -> tuple[Path, Path]:
+    """Write ``trend.html`` and ``trend.md`` into ``out_dir``; returns their paths.
+
+    ``options`` go to `build_trend_context` (baseline_runs, p_value, min_magnitude,
+    left_out, title).
+    """
+    ctx = build_trend_context(runs, metrics, budgets, **options)  # type: ignore[arg-type]
+    return render_trend_report(out_dir, ctx)
+
+
+def render_trend_report(out_dir: Path, ctx: TrendContext) -> tuple[Path, Path]:
+    charts = {rt.anchor: (_chart(rt, len(ctx.runs)), _alt(rt)) for rt in ctx.requests}
+    env = _environment()
+    html = env.get_template("trend.html.j2").render(ctx=ctx, charts=charts)
+    md = env.get_template("trend.md.j2").render(ctx=ctx)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in ((HTML_FILE, html), (MD_FILE, md)):
+        path = out_dir / name
+        tmp = path.with_name(name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)  # a reader never sees half a report
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+# ---------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------
+
+
+def _comparable(latest: RunRow, r: RunRow) -> bool:
+    same = (r.users, r.scenario_version, r.target) == (
+        latest.users,
+        latest.scenario_version,
+        latest.target,
+    )
+    return same and (latest.target != "external" or r.host == latest.host)
+
+
+def trend_report(
+    *,
+    out_dir: Path,
+    history: Path = DEFAULT_HISTORY,
+    profile: str | None = None,
+    last: int | None = 30,
+    budgets: Budgets | None = None,
+    baseline_runs: int | None = None,
+    p_value: float = 0.001,
+    min_magnitude: float = 0.0,
+) -> tuple[Path, Path]:
+    """``paybench trend``: the last ``last`` runs of ``profile`` -> trend.html, trend.md.
+
+    Without ``profile``, the profile of the latest run. Only runs comparable with the
+    latest (same users, scenario version, target kind and, for an external target, host)
+    are shown; incomplete and unreliable runs are left out. Those left out are listed.
+    """
+    store = HistoryStore(history, create=False)
+    if profile is None:
+        latest = store.list_runs(last=1)
+        if not latest:
+            raise ConfigError(f"{history}: no runs yet; `paybench run` records runs there")
+        profile = latest[0].profile
+    runs = store.list_runs(profile=profile, last=last)
+    if not runs:
+        known = ", ".join(store.profiles()) or "none"
+        raise ConfigError(
+            f"no runs of profile {profile!r} in {history} (profiles there: {known}); "
+            "pass --profile with one of them"
+        )
+    usable = [r for r in runs if not r.incomplete and r.outcome not in ("INCOMPLETE", "UNRELIABLE")]
+    if not usable:
+        raise ConfigError(
+            f"every run of profile {profile!r} in {history} is incomplete or unreliable"
+        )
+    left_out = [f"{r.run_id}: {r.outcome or 'incomplete'}" for r in runs if r not in usable]
+    shown = [r for r in usable if _comparable(usable[-1], r)]
+    left_out += [
+        f"{r.run_id}: {r.users} users, scenario {r.scenario_version}, {r.target} target "
+        "(differs from the latest run)"
+        for r in usable
+        if r not in shown
+    ]
+    n = baseline_runs or (budgets.baseline_runs if budgets else 5)
+    metrics = store.request_metrics([r.run_id for r in shown])
+    return write_trend_report(
+        out_dir,
+        shown,
+        metrics,
+        budgets,
+        baseline_runs=n,
+        p_value=p_value,
+        min_magnitude=min_magnitude,
+        left_out=left_out,
+    )

@@ -1,0 +1,935 @@
+"""The history of runs: an embedded SQLite database (``reports/history.sqlite`` by default).
+
+Each run is stored once (keyed by its run id) with its metadata, its verdict, per request
+name the steady-state metrics, and the encoded HDR histograms of the steady-state window
+and of each interval, so that any percentile or confidence interval can be recomputed
+later. Several processes may add runs at once (two CI jobs finishing together): the
+database is in WAL mode, waits for locks (``busy_timeout``) and every write is one
+``BEGIN IMMEDIATE`` transaction, so nothing is lost and no reader sees half a run.
+
+Schema history (``PRAGMA user_version``; ``PRAGMA application_id`` marks our files):
+
+1: ``runs`` and ``request_metrics`` (p50, p95, p99 only).
+2: ``runs`` gains ended_at, steady_start_s, steady_end_s, incomplete_reason,
+   unreliable_json, extra_json, verdict_json; ``request_metrics`` gains cut_off, p90_ms,
+   p99_9_ms; new table ``histograms``. Runs migrated from 1 have no histograms: their
+   percentiles are the stored ones and comparisons of them carry no confidence interval.
+
+A database of a newer schema is refused, never modified.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from harness.errors import ConfigError, FormatError
+from harness.model import AGGREGATE_KEY, Baseline, RequestStats, RunMeta, RunResult, Verdict
+
+if TYPE_CHECKING:
+    from harness.compare import Comparison
+
+DEFAULT_HISTORY = Path("reports/history.sqlite")
+SCHEMA_VERSION = 2
+APPLICATION_ID = 0x50424831  # "PBH1": a paybench history database
+BUSY_TIMEOUT_MS = 60_000
+
+# Stored percentile columns, by the metric name budgets use.
+PERCENTILE_COLUMNS = {
+    "p50": "p50_ms",
+    "p90": "p90_ms",
+    "p95": "p95_ms",
+    "p99": "p99_ms",
+    "p99.9": "p99_9_ms",
+}
+# Every metric the history can give per request, by budget metric name -> column.
+METRIC_COLUMNS = {
+    **PERCENTILE_COLUMNS,
+    "median": "p50_ms",
+    "avg": "avg_ms",
+    "min": "min_ms",
+    "max": "max_ms",
+    "error_rate": "error_rate_pct",
+    "rps": "rps",
+    "count": "count",
+}
+BASELINE_METRICS = (
+    "p50",
+    "p90",
+    "p95",
+    "p99",
+    "p99.9",
+    "avg",
+    "min",
+    "max",
+    "median",
+    "error_rate",
+    "rps",
+    "count",
+)
+# Outcomes whose measurements do not stand for the system: never a baseline.
+UNTRUSTED_OUTCOMES = ("INCOMPLETE", "UNRELIABLE")
+
+_RUNS_V1 = """
+CREATE TABLE runs (
+    run_id TEXT PRIMARY KEY,
+    started_at TEXT,
+    profile TEXT,
+    host TEXT NOT NULL,
+    target TEXT NOT NULL,
+    users INTEGER,
+    spawn_rate REAL,
+    run_time_s REAL,
+    workers INTEGER NOT NULL,
+    locust_version TEXT,
+    paybench_version TEXT NOT NULL,
+    git_commit TEXT,
+    scenario_version TEXT,
+    outcome TEXT,
+    incomplete INTEGER NOT NULL,
+    exact INTEGER NOT NULL,
+    added_at TEXT NOT NULL
+);
+CREATE TABLE request_metrics (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    request_key TEXT NOT NULL,
+    request_type TEXT NOT NULL,
+    name TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    failures INTEGER NOT NULL,
+    duration_s REAL NOT NULL,
+    rps REAL NOT NULL,
+    error_rate_pct REAL,
+    avg_ms REAL,
+    min_ms REAL,
+    max_ms REAL,
+    p50_ms REAL,
+    p95_ms REAL,
+    p99_ms REAL,
+    PRIMARY KEY (run_id, request_key)
+);
+"""
+
+_V1_TO_V2 = """
+ALTER TABLE runs ADD COLUMN ended_at TEXT;
+ALTER TABLE runs ADD COLUMN steady_start_s REAL NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN steady_end_s REAL NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN incomplete_reason TEXT;
+ALTER TABLE runs ADD COLUMN unreliable_json TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE runs ADD COLUMN extra_json TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE runs ADD COLUMN verdict_json TEXT;
+ALTER TABLE request_metrics ADD COLUMN cut_off INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE request_metrics ADD COLUMN p90_ms REAL;
+ALTER TABLE request_metrics ADD COLUMN p99_9_ms REAL;
+UPDATE runs SET steady_end_s = COALESCE((SELECT duration_s FROM request_metrics m
+    WHERE m.run_id = runs.run_id AND m.request_key = 'Aggregated'), 0);
+CREATE TABLE histograms (
+    run_id TEXT NOT NULL,
+    request_key TEXT NOT NULL,
+    histogram TEXT NOT NULL,
+    intervals_json TEXT NOT NULL,
+    PRIMARY KEY (run_id, request_key),
+    FOREIGN KEY (run_id, request_key) REFERENCES request_metrics(run_id, request_key)
+        ON DELETE CASCADE
+);
+CREATE INDEX runs_by_profile ON runs(profile, started_at);
+"""
+
+# Each entry takes the schema from version i + 1 to i + 2 (index 0: 1 -> 2).
+_MIGRATIONS = (_V1_TO_V2,)
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One line of ``paybench history list``: a run and its whole-run (aggregate) figures."""
+
+    run_id: str
+    started_at: str | None
+    profile: str | None
+    users: int | None
+    target: str
+    host: str
+    scenario_version: str | None
+    git_commit: str | None
+    paybench_version: str
+    outcome: str | None
+    incomplete: bool
+    duration_s: float
+    requests: int
+    failures: int
+    error_rate_pct: float | None
+    rps: float
+    p95_ms: float | None
+
+
+@dataclass(frozen=True)
+class RequestMetrics:
+    """The stored steady-state metrics of one request name in one run."""
+
+    run_id: str
+    request_key: str
+    count: int
+    failures: int
+    duration_s: float
+    rps: float
+    error_rate_pct: float | None
+    avg_ms: float | None
+    min_ms: float | None
+    max_ms: float | None
+    p50_ms: float | None
+    p90_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    p99_9_ms: float | None
+
+    def value(self, metric: str) -> float | None:
+        """The value of a budget metric name (``p95``, ``error_rate``, ``rps`` ...)."""
+        v = getattr(self, _column(metric))
+        return None if v is None else float(v)
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A run read back from the history: the RunResult (histograms decoded) and its verdict."""
+
+    result: RunResult
+    outcome: str | None
+    verdict_reasons: tuple[str, ...] = ()
+
+    @property
+    def run_id(self) -> str:
+        return self.result.meta.run_id
+
+
+@dataclass(frozen=True)
+class Series:
+    """One metric of one request name across runs, oldest first (None: not measured)."""
+
+    request_key: str
+    metric: str
+    run_ids: tuple[str, ...]
+    values: tuple[float | None, ...]
+
+
+@dataclass(frozen=True)
+class ImportedRun:
+    run_id: str
+    path: Path
+    added: bool  # False: the run was already in the history
+
+
+def _column(metric: str) -> str:
+    try:
+        return METRIC_COLUMNS[metric]
+    except KeyError:
+        known = ", ".join(METRIC_COLUMNS)
+        raise ConfigError(f"unknown metric {metric!r}; the history keeps {known}") from None
+
+
+def _encode(histogram: Any) -> str:
+    from harness.stats import encode_histogram
+
+    return encode_histogram(histogram)
+
+
+def _decode(text: str) -> Any:
+    from harness.stats import decode_histogram
+
+    try:
+        return decode_histogram(text)
+    except ValueError as e:
+        raise FormatError(f"history holds a damaged histogram ({e})") from None
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class HistoryStore:
+    """The history database at ``path`` (created with its folder when missing).
+
+    Every method opens its own short connection: a store object can be kept for a whole
+    command, used from several processes at once, and needs no closing.
+    """
+
+    def __init__(self, path: Path = DEFAULT_HISTORY, *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise ConfigError(
+                f"{self.path}: no history here yet; `paybench run` records runs in it, "
+                "`paybench history import RUN_DIR` adds copied run folders"
+            )
+        self._ready = False
+
+    # -- connection and schema -----------------------------------------------------------
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        if self.path.is_dir():
+            raise ConfigError(f"{self.path}: is a folder, not a history database; pass a file")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            if not self._ready:
+                self._ensure_schema(conn)
+                self._ready = True
+            yield conn
+        except sqlite3.DatabaseError as e:
+            if "not a database" in str(e) or "malformed" in str(e):
+                raise FormatError(
+                    f"{self.path}: not a paybench history database ({e}); move it away "
+                    "or give another history file"
+                ) from None
+            raise
+        finally:
+            conn.close()
+
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        version = self._check_version(conn)
+        if version == SCHEMA_VERSION:
+            return
+        # WAL lets readers go on while one process writes; it is a property of the file.
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have created or migrated the file while we waited.
+            version = self._check_version(conn)
+            if version == 0:
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                self._run_script(conn, _RUNS_V1)
+                version = 1
+            for step in _MIGRATIONS[version - 1 :]:
+                self._run_script(conn, step)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _check_version(self, conn: sqlite3.Connection) -> int:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if app_id != APPLICATION_ID and (tables or version):
+            raise FormatError(
+                f"{self.path}: not a paybench history database (it holds other tables); "
+                "give another history file"
+            )
+        if version > SCHEMA_VERSION:
+            raise FormatError(
+                f"{self.path}: history schema {version} is newer than this paybench "
+                f"({SCHEMA_VERSION}); upgrade paybench"
+            )
+        return int(version)
+
+    @staticmethod
+    def _run_script(conn: sqlite3.Connection, script: str) -> None:
+        # executescript() would COMMIT the open transaction; run statement by statement.
+        for statement in script.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as conn:
+            # IMMEDIATE takes the write lock up front: a deferred transaction that upgrades
+            # later can fail with SQLITE_BUSY without waiting on busy_timeout.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        with self._connect() as conn:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def add_run(self, result: RunResult, verdict: Verdict | None) -> bool:
+        """Record a run; False (and nothing changed) when its run id is already stored."""
+        outcome = None
+        verdict_json = None
+        if verdict is not None:
+            from harness.summary import budget_row
+
+            outcome = verdict.outcome
+            verdict_json = json.dumps(
+                {
+                    "outcome": verdict.outcome,
+                    "reasons": list(verdict.reasons),
+                    "budgets": [budget_row(b) for b in verdict.results],
+                },
+                default=str,
+            )
+        return self._add(result, outcome, verdict_json)
+
+    def _add(self, result: RunResult, outcome: str | None, verdict_json: str | None) -> bool:
+        m = result.meta
+        if outcome is None and result.incomplete:
+            outcome = "INCOMPLETE"
+        rows = [result.total, *(r for r in result.requests if r.key != AGGREGATE_KEY)]
+        # Encode before taking the write lock: the lock is held for the inserts only.
+        encoded = [
+            (r.key, _encode(r.histogram), json.dumps([_encode(h) for h in r.interval_histograms]))
+            for r in rows
+            if r.histogram is not None
+        ]
+        with self._write() as conn:
+            cur = conn.execute(
+                """INSERT OR IGNORE INTO runs (run_id, started_at, ended_at, profile, host,
+                   target, users, spawn_rate, run_time_s, workers, locust_version,
+                   paybench_version, git_commit, scenario_version, outcome, incomplete,
+                   incomplete_reason, exact, steady_start_s, steady_end_s, unreliable_json,
+                   extra_json, verdict_json, added_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                           ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    m.run_id,
+                    m.started_at,
+                    m.ended_at,
+                    m.profile,
+                    m.host,
+                    m.target,
+                    m.users,
+                    m.spawn_rate,
+                    m.run_time_s,
+                    m.workers,
+                    m.locust_version,
+                    m.paybench_version,
+                    m.git_commit,
+                    m.scenario_version,
+                    outcome,
+                    int(result.incomplete),
+                    result.incomplete_reason,
+                    int(result.exact),
+                    result.steady_start_s,
+                    result.steady_end_s,
+                    json.dumps(list(result.unreliable_reasons)),
+                    json.dumps(dict(m.extra), default=str),
+                    verdict_json,
+                    _now_iso(),
+                ),
+            )
+            if cur.rowcount == 0:
+                return False
+            conn.executemany(
+                """INSERT INTO request_metrics (run_id, request_key, request_type, name,
+                   count, failures, cut_off, duration_s, rps, error_rate_pct, avg_ms, min_ms,
+                   max_ms, p50_ms, p90_ms, p95_ms, p99_ms, p99_9_ms)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [
+                    (
+                        m.run_id,
+                        r.key,
+                        r.request_type,
+                        r.name,
+                        r.count,
+                        r.failures,
+                        r.cut_off,
+                        r.duration_s,
+                        r.rps,
+                        r.error_rate_pct,
+                        r.avg_ms,
+                        r.min_ms,
+                        r.max_ms,
+                        r.percentile_ms(50.0),
+                        r.percentile_ms(90.0),
+                        r.percentile_ms(95.0),
+                        r.percentile_ms(99.0),
+                        r.percentile_ms(99.9),
+                    )
+                    for r in rows
+                ],
+            )
+            conn.executemany(
+                "INSERT INTO histograms (run_id, request_key, histogram, intervals_json) "
+                "VALUES (?, ?, ?, ?)",
+                [(m.run_id, key, h, iv) for key, h, iv in encoded],
+            )
+        return True
+
+    def import_run_dir(self, run_dir: Path, warmup_s: float | None = None) -> ImportedRun:
+        """Add a run folder (a CI artefact copied here); its verdict from summary.json."""
+        from harness.results import read_run
+        from harness.summary import SUMMARY_FILE, load_summary
+
+        result = read_run(run_dir, warmup_s=warmup_s)
+        outcome = verdict_json = None
+        if (run_dir / SUMMARY_FILE).exists():
+            verdict = load_summary(run_dir / SUMMARY_FILE).get("verdict") or {}
+            outcome = verdict.get("outcome")
+            verdict_json = json.dumps(verdict, default=str)
+        added = self._add(result, outcome, verdict_json)
+        return ImportedRun(run_id=result.meta.run_id, path=run_dir, added=added)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def list_runs(self, profile: str | None = None, last: int | None = None) -> list[RunRow]:
+        """Runs oldest first; ``last``: only the most recent ``last`` of them."""
+        where, args = ("WHERE r.profile = ?", [profile]) if profile is not None else ("", [])
+        query = f"""
+            SELECT r.run_id, r.started_at, r.profile, r.users, r.target, r.host,
+                   r.scenario_version, r.git_commit, r.paybench_version, r.outcome,
+                   r.incomplete, COALESCE(m.duration_s, r.steady_end_s - r.steady_start_s),
+                   COALESCE(m.count, 0), COALESCE(m.failures, 0), m.error_rate_pct,
+                   COALESCE(m.rps, 0), m.p95_ms
+            FROM runs r LEFT JOIN request_metrics m
+              ON m.run_id = r.run_id AND m.request_key = '{AGGREGATE_KEY}'
+            {where}
+            ORDER BY r.started_at DESC, r.run_id DESC
+        """
+        if last is not None:
+            if last < 1:
+                raise ConfigError(f"--last must be at least 1, got {last}")
+            query += " LIMIT ?"
+            args.append(last)
+        with self._connect() as conn:
+            rows = conn.execute(query, args).fetchall()
+        return [
+            RunRow(*row[:10], bool(row[10]), *row[11:])  # type: ignore[arg-type]
+            for row in reversed(rows)
+        ]
+
+    def profiles(self) -> list[str]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT profile FROM runs WHERE profile IS NOT NULL ORDER BY profile"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def resolve_run_id(self, ref: str) -> str:
+        """A run id, or a unique prefix of one (like git); ConfigError otherwise."""
+        with self._connect() as conn:
+            exact = conn.execute("SELECT run_id FROM runs WHERE run_id = ?", (ref,)).fetchone()
+            if exact:
+                return str(exact[0])
+            like = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            found = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT run_id FROM runs WHERE run_id LIKE ? ESCAPE '\\' ORDER BY run_id "
+                    "LIMIT 6",
+                    (like,),
+                )
+            ]
+        if not found:
+            raise ConfigError(
+                f"no run {ref!r} in {self.path}; `paybench history list` shows the run ids"
+            )
+        if len(found) > 1:
+            shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+            raise ConfigError(
+                f"run id {ref!r} is ambiguous in {self.path} ({shown}); give more of it"
+            )
+        return str(found[0])
+
+    def get_run(self, run_id: str) -> StoredRun:
+        """The stored run ``run_id`` (or a unique prefix), histograms decoded."""
+        run_id = self.resolve_run_id(run_id)
+        with self._connect() as conn:
+            conn.row_factory = sqlite3.Row
+            run = conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            metrics = conn.execute(
+                "SELECT * FROM request_metrics WHERE run_id = ? ORDER BY rowid", (run_id,)
+            ).fetchall()
+            hists = {
+                r["request_key"]: (r["histogram"], r["intervals_json"])
+                for r in conn.execute("SELECT * FROM histograms WHERE run_id = ?", (run_id,))
+            }
+        meta = RunMeta(
+            run_id=run["run_id"],
+            profile=run["profile"],
+            host=run["host"],
+            target=run["target"],
+            users=run["users"],
+            spawn_rate=run["spawn_rate"],
+            run_time_s=run["run_time_s"],
+            workers=run["workers"],
+            started_at=run["started_at"],
+            ended_at=run["ended_at"],
+            locust_version=run["locust_version"],
+            paybench_version=run["paybench_version"],
+            git_commit=run["git_commit"],
+            scenario_version=run["scenario_version"],
+            extra=json.loads(run["extra_json"]),
+        )
+        requests: list[RequestStats] = []
+        total: RequestStats | None = None
+        for m in metrics:
+            stats = _request_stats(m, hists.get(m["request_key"]))
+            if m["request_key"] == AGGREGATE_KEY:
+                total = stats
+            else:
+                requests.append(stats)
+        if total is None:  # a run with no requests at all
+            total = RequestStats("", AGGREGATE_KEY, 0, 0, 0.0, None, None, None)
+        reasons = ()
+        if run["verdict_json"]:
+            reasons = tuple(json.loads(run["verdict_json"]).get("reasons") or ())
+        result = RunResult(
+            meta=meta,
+            requests=tuple(requests),
+            total=total,
+            steady_start_s=run["steady_start_s"],
+            steady_end_s=run["steady_end_s"],
+            incomplete=bool(run["incomplete"]),
+            incomplete_reason=run["incomplete_reason"],
+            unreliable_reasons=tuple(json.loads(run["unreliable_json"])),
+            exact=bool(run["exact"]),
+        )
+        return StoredRun(result=result, outcome=run["outcome"], verdict_reasons=reasons)
+
+    def request_metrics(self, run_ids: Sequence[str]) -> list[RequestMetrics]:
+        """The stored metrics of every request name of the given runs."""
+        names = [f.name for f in fields(RequestMetrics)]
+        out: list[RequestMetrics] = []
+        with self._connect() as conn:
+            # Chunks stay below SQLite's limit on host parameters.
+            for i in range(0, len(run_ids), 500):
+                chunk = list(run_ids[i : i + 500])
+                marks = ",".join("?" * len(chunk))
+                out.extend(
+                    RequestMetrics(*row)
+                    for row in conn.execute(
+                        f"SELECT {', '.join(names)} FROM request_metrics WHERE run_id IN ({marks})",
+                        chunk,
+                    )
+                )
+        return out
+
+    def series(
+        self, profile: str | None, request_key: str, metric: str, last: int | None = None
+    ) -> Series:
+        """``metric`` of ``request_key`` over the runs of ``profile``, oldest first."""
+        column = _column(metric)
+        runs = self.list_runs(profile=profile, last=last)
+        ids = [r.run_id for r in runs]
+        by_run = {
+            m.run_id: getattr(m, column)
+            for m in self.request_metrics(ids)
+            if m.request_key == request_key
+        }
+        return Series(
+            request_key=request_key,
+            metric=metric,
+            run_ids=tuple(ids),
+            values=tuple(None if by_run.get(i) is None else float(by_run[i]) for i in ids),
+        )
+
+    def baseline(
+        self,
+        *,
+        profile: str | None,
+        users: int | None,
+        scenario_version: str | None,
+        n: int = 5,
+        exclude_run_id: str | None = None,
+        target: str | None = None,
+        host: str | None = None,
+        before: str | None = None,
+    ) -> Baseline | None:
+        """The last ``n`` comparable runs as a Baseline; None when there is none.
+
+        Comparable: the same profile, user count and scenario version, and, when given,
+        the same target kind (``reference``/``external``) and, for an external target, the
+        same host. ``before`` (ISO time) keeps runs started earlier. Runs that were
+        incomplete or unreliable never serve as a baseline; failed ones do (a failure
+        is a measurement too; a lasting regression stays visible through the median).
+        """
+        if n < 1:
+            raise ConfigError(f"baseline_runs must be at least 1, got {n}")
+        clauses = [
+            "r.profile IS ?",
+            "r.users IS ?",
+            "r.scenario_version IS ?",
+            "r.incomplete = 0",
+            f"COALESCE(r.outcome, '') NOT IN ({','.join('?' * len(UNTRUSTED_OUTCOMES))})",
+        ]
+        args: list[Any] = [profile, users, scenario_version, *UNTRUSTED_OUTCOMES]
+        if exclude_run_id is not None:
+            clauses.append("r.run_id != ?")
+            args.append(exclude_run_id)
+        if target is not None:
+            clauses.append("r.target = ?")
+            args.append(target)
+            if target == "external" and host is not None:
+                clauses.append("r.host = ?")
+                args.append(host)
+        if before is not None:
+            clauses.append("r.started_at < ?")
+            args.append(before)
+        query = (
+            f"SELECT r.run_id FROM runs r WHERE {' AND '.join(clauses)} "
+            "ORDER BY r.started_at DESC, r.run_id DESC LIMIT ?"
+        )
+        with self._connect() as conn:
+            ids = [row[0] for row in conn.execute(query, [*args, n])][::-1]
+        if not ids:
+            return None
+        per_key: dict[str, dict[str, list[float]]] = {}
+        order = {run_id: i for i, run_id in enumerate(ids)}
+        for m in sorted(self.request_metrics(ids), key=lambda m: order[m.run_id]):
+            metrics = per_key.setdefault(m.request_key, {})
+            for metric in BASELINE_METRICS:
+                v = m.value(metric)
+                if v is not None:
+                    metrics.setdefault(metric, []).append(v)
+        where = [f"profile {profile}", f"{users} users", f"scenario {scenario_version}"]
+        if target is not None:
+            where.append(f"{target} target")
+            if target == "external" and host is not None:
+                where.append(f"host {host}")
+        plural = "s" if len(ids) > 1 else ""
+        short = "" if len(ids) == n else f", {n} wanted"
+        span = ids[0] if len(ids) == 1 else f"{ids[0]} .. {ids[-1]}"
+        return Baseline(
+            description=f"the last {len(ids)} comparable run{plural} "
+            f"({', '.join(where)}{short}): {span}",
+            run_ids=tuple(ids),
+            values={k: {m: tuple(v) for m, v in ms.items()} for k, ms in per_key.items()},
+        )
+
+    def baseline_for(self, result: RunResult, n: int = 5) -> Baseline | None:
+        """The baseline of ``result``: earlier comparable runs (see ``baseline``)."""
+        m = result.meta
+        return self.baseline(
+            profile=m.profile,
+            users=m.users,
+            scenario_version=m.scenario_version,
+            n=n,
+            exclude_run_id=m.run_id,
+            target=m.target,
+            host=m.host,
+            before=m.started_at,
+        )
+
+    def export(
+        self,
+        fmt: Literal["csv", "jsonl"] = "csv",
+        profile: str | None = None,
+        last: int | None = None,
+    ) -> str:
+        """Runs x request names, one row each: CSV with a header, or JSON lines.
+
+        Columns: ``EXPORT_COLUMNS`` (run metadata, then the request's metrics).
+        """
+        runs = {r.run_id: r for r in self.list_runs(profile=profile, last=last)}
+        metrics = self.request_metrics(list(runs))
+        order = {run_id: i for i, run_id in enumerate(runs)}
+        metrics.sort(key=lambda m: (order[m.run_id], m.request_key != AGGREGATE_KEY, m.request_key))
+        rows = [_export_row(runs[m.run_id], m) for m in metrics]
+        if fmt == "jsonl":
+            return "".join(json.dumps(row) + "\n" for row in rows)
+        if fmt != "csv":
+            raise ConfigError(f"unknown export format {fmt!r}; use csv or jsonl")
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buf.getvalue()
+
+
+EXPORT_COLUMNS = (
+    "run_id",
+    "started_at",
+    "profile",
+    "users",
+    "target",
+    "host",
+    "scenario_version",
+    "git_commit",
+    "paybench_version",
+    "outcome",
+    "request",
+    "count",
+    "failures",
+    "error_rate_pct",
+    "rps",
+    "avg_ms",
+    "min_ms",
+    "max_ms",
+    "p50_ms",
+    "p90_ms",
+    "p95_ms",
+    "p99_ms",
+    "p99_9_ms",
+)
+
+
+def _export_row(run: RunRow, m: RequestMetrics) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "run_id": run.run_id,
+        "started_at": run.started_at,
+        "profile": run.profile,
+        "users": run.users,
+        "target": run.target,
+        "host": run.host,
+        "scenario_version": run.scenario_version,
+        "git_commit": run.git_commit,
+        "paybench_version": run.paybench_version,
+        "outcome": run.outcome,
+        "request": m.request_key,
+        "count": m.count,
+        "failures": m.failures,
+    }
+    for column in EXPORT_COLUMNS[13:]:
+        v = getattr(m, column)
+        row[column] = None if v is None else round(float(v), 4)
+    return row
+
+
+def _request_stats(row: sqlite3.Row, hist: tuple[str, str] | None) -> RequestStats:
+    histogram = None
+    intervals: tuple[Any, ...] = ()
+    if hist is not None:
+        histogram = _decode(hist[0])
+        intervals = tuple(_decode(s) for s in json.loads(hist[1]))
+    stored = {
+        p: row[c]
+        for p, c in (
+            (50.0, "p50_ms"),
+            (90.0, "p90_ms"),
+            (95.0, "p95_ms"),
+            (99.0, "p99_ms"),
+            (99.9, "p99_9_ms"),
+        )
+        if row[c] is not None
+    }
+    return RequestStats(
+        request_type=row["request_type"],
+        name=row["name"],
+        count=row["count"],
+        failures=row["failures"],
+        duration_s=row["duration_s"],
+        avg_ms=row["avg_ms"],
+        min_ms=row["min_ms"],
+        max_ms=row["max_ms"],
+        cut_off=row["cut_off"],
+        histogram=histogram,
+        interval_histograms=intervals,
+        # Without histograms (a run migrated from schema 1) the stored percentiles answer.
+        locust_percentiles_ms=stored if histogram is None else {},
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Library calls behind the CLI commands (keyword arguments in, data out; nothing printed)
+# ---------------------------------------------------------------------------------------
+
+
+def history_list(
+    *, history: Path = DEFAULT_HISTORY, profile: str | None = None, last: int | None = None
+) -> list[RunRow]:
+    """``paybench history list``."""
+    return HistoryStore(history, create=False).list_runs(profile=profile, last=last)
+
+
+def format_run_rows(rows: Sequence[RunRow]) -> list[str]:
+    """The lines ``paybench history list`` prints."""
+    from harness.report.format import DASH, fmt_ms, fmt_pct, fmt_rps
+
+    if not rows:
+        return ["no runs in the history"]
+    table = [
+        (
+            "run id",
+            "started (UTC)",
+            "profile",
+            "users",
+            "scenario",
+            "outcome",
+            "requests",
+            "errors",
+            "req/s",
+            "p95",
+            "commit",
+        )
+    ]
+    for r in rows:
+        table.append(
+            (
+                r.run_id,
+                (r.started_at or DASH)[:19].replace("T", " "),
+                r.profile or DASH,
+                DASH if r.users is None else str(r.users),
+                r.scenario_version or DASH,
+                r.outcome or DASH,
+                f"{r.requests:,}",
+                fmt_pct(r.error_rate_pct),
+                fmt_rps(r.rps),
+                f"{fmt_ms(r.p95_ms)} ms" if r.p95_ms is not None else DASH,
+                (r.git_commit or DASH)[:10],
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table
+    ]
+
+
+def history_import(
+    *, history: Path = DEFAULT_HISTORY, run_dirs: Sequence[Path], warmup_s: float | None = None
+) -> list[ImportedRun]:
+    """``paybench history import RUN_DIR...``: idempotent (an imported run is skipped)."""
+    store = HistoryStore(history)
+    return [store.import_run_dir(Path(d), warmup_s=warmup_s) for d in run_dirs]
+
+
+def history_export(
+    *,
+    history: Path = DEFAULT_HISTORY,
+    fmt: Literal["csv", "jsonl"] = "csv",
+    profile: str | None = None,
+    last: int | None = None,
+) -> str:
+    """``paybench history export``: the text to print or write."""
+    return HistoryStore(history, create=False).export(fmt=fmt, profile=profile, last=last)
+
+
+def load_run(
+    ref: str, *, history: Path = DEFAULT_HISTORY, warmup_s: float | None = None
+) -> RunResult:
+    """A run given as a folder or as a run id (or unique prefix) in the history."""
+    path = Path(ref)
+    if path.is_dir():
+        from harness.results import read_run
+
+        return read_run(path, warmup_s=warmup_s)
+    if not Path(history).exists():
+        raise ConfigError(
+            f"{ref!r} is not a run folder, and there is no history at {history} to look "
+            "the run id up in; give a folder under reports/runs/ or pass --history"
+        )
+    return HistoryStore(history, create=False).get_run(ref).result
+
+
+def compare_refs(
+    *,
+    base: str,
+    candidate: str,
+    history: Path = DEFAULT_HISTORY,
+    force: bool = False,
+    warmup_s: float | None = None,
+) -> Comparison:
+    """``paybench compare BASE CANDIDATE`` (run ids or folders); format with format_comparison."""
+    from harness.compare import compare_runs
+
+    return compare_runs(
+        load_run(base, history=history, warmup_s=warmup_s),
+        load_run(candidate, history=history, warmup_s=warmup_s),
+        force=force,
+    )

@@ -1,0 +1,635 @@
+"""The reference payments API: a FastAPI app over a SQLite store and the behaviour model.
+
+Every route runs its business work inside ``Runtime.service(route)``: wait for a slot of
+the route group's capacity (an asyncio semaphore, FIFO), sleep the sampled service time,
+maybe answer with an injected fault, then do the real work. Rejected input (bad JSON, bad
+fields, wrong webhook authorization) is answered before that, without service time.
+Every error body is JSON: ``{"error": "<code>", "message": "<what and how to fix>"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import random
+import re
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from harness import __version__
+from harness.target import db
+from harness.target.auth import is_authorized, webhook_authorization
+from harness.target.cache import TTLCache
+from harness.target.metrics import METRICS_PATH, UNMATCHED_ROUTE, Metrics, ObservedApp, Scope
+from harness.target.settings import SERVICES, TargetSettings
+
+TARGET_VERSION = __version__
+MAX_BODY_BYTES = 64 * 1024
+FINAL_STATES = ("COMPLETED", "FAILED")
+HANDLED_EVENTS = ("checkout.order.completed", "checkout.order.failed")
+# PhonePe's rule for merchantOrderId: at most 63 of [A-Za-z0-9_-].
+MERCHANT_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
+log = logging.getLogger("paybench.target")
+
+
+def iso(epoch_s: float | None) -> str | None:
+    """Epoch seconds -> ISO-8601 UTC with milliseconds and a Z."""
+    if epoch_s is None:
+        return None
+    return (
+        datetime.fromtimestamp(epoch_s, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message, **extra}, status_code=status)
+
+
+class InjectedFault(Exception):
+    """Raised inside a service slot when the model injects an error."""
+
+
+class ProviderUnavailable(Exception):
+    """The simulated PhonePe is down (``down: [payment]``)."""
+
+
+@dataclass(frozen=True)
+class PayResult:
+    order_id: str
+    psp_state: str  # the state PhonePe will reach
+    psp_final_at: float  # epoch seconds when it reaches it
+
+
+class SimulatedPhonePe:
+    """PhonePe's /checkout/v2/pay and order-status calls, in process, with their own latency.
+
+    The payer's outcome is drawn at pay time from its own seeded generator and kept with
+    the order, so it does not depend on how many latency draws other requests made.
+    """
+
+    def __init__(self, settings: TargetSettings) -> None:
+        self.settings = settings
+        self._latency_rng = random.Random(f"{settings.seed}:phonepe-latency")
+        self._outcome_rng = random.Random(f"{settings.seed}:payment-outcomes")
+
+    async def _call(self, name: str) -> float:
+        started = time.perf_counter()
+        delay_ms = self.settings.phonepe[name].sample_ms(self._latency_rng, self.settings.slowdown)
+        if delay_ms > 0:
+            await asyncio.sleep(delay_ms / 1000.0)
+        if "payment" in self.settings.down:
+            raise ProviderUnavailable
+        return (time.perf_counter() - started) * 1000.0
+
+    async def pay(self, created_at: float, expire_at: float) -> PayResult:
+        await self._call("pay")
+        model = self.settings.payment
+        order_id = (
+            "OMO"
+            + datetime.fromtimestamp(created_at, UTC).strftime("%y%m%d%H%M%S")
+            + (f"{secrets.randbelow(10**10):010d}")
+        )
+        if self._outcome_rng.random() < model.abandon_ratio:
+            return PayResult(order_id, "FAILED", expire_at)
+        payer_s = model.payer_time.sample_ms(self._outcome_rng) / 1000.0
+        state = "COMPLETED" if self._outcome_rng.random() < model.success_ratio else "FAILED"
+        return PayResult(order_id, state, min(created_at + payer_s, expire_at))
+
+    async def order_status(self, order: db.Order) -> str:
+        await self._call("order_status")
+        return order.psp_state if time.time() >= order.psp_final_at else "PENDING"
+
+    async def health(self) -> float:
+        return await self._call("health")
+
+
+class Runtime:
+    """Everything the routes share: settings, store, cache, counters, the model's state."""
+
+    def __init__(
+        self, settings: TargetSettings, store: db.Store, metrics: Metrics, webhook_auth: str
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics
+        self.cache = TTLCache(metrics)
+        self.phonepe = SimulatedPhonePe(settings)
+        self.webhook_auth = webhook_auth
+        self.semaphores: dict[str, asyncio.Semaphore] = {}
+        self._latency_rng = random.Random(f"{settings.seed}:service-time")
+        self._fault_rng = random.Random(f"{settings.seed}:faults")
+
+    def down(self, service: str) -> bool:
+        return service in self.settings.down
+
+    @asynccontextmanager
+    async def service(self, route: str) -> AsyncIterator[None]:
+        """Hold a slot of the route's group for the sampled service time, then the work."""
+        model = self.settings.routes[route]
+        group = model.group
+        limit = self.settings.capacity.get(group)
+        semaphore = None
+        if limit is not None:
+            # Created lazily: a semaphore belongs to the loop that first waits on it.
+            semaphore = self.semaphores.setdefault(group, asyncio.Semaphore(limit))
+            self.metrics.queued[group] += 1
+            try:
+                await semaphore.acquire()
+            finally:
+                self.metrics.queued[group] -= 1
+        self.metrics.in_service[group] += 1
+        try:
+            delay_ms = model.latency.sample_ms(self._latency_rng, self.settings.slowdown)
+            error_rate = self.settings.route_error_rate(route)
+            fault = error_rate > 0 and self._fault_rng.random() < error_rate
+            if delay_ms > 0:
+                await asyncio.sleep(delay_ms / 1000.0)
+            if fault:
+                self.metrics.injected_faults[route] += 1
+                raise InjectedFault(route)
+            yield
+        finally:
+            self.metrics.in_service[group] -= 1
+            if semaphore is not None:
+                semaphore.release()
+
+    async def plans(self) -> list[dict[str, Any]]:
+        """The active plans, through the cache (straight from the database when redis is down)."""
+        use_cache = not self.down("redis") and self.settings.plans_ttl_s > 0
+        if use_cache:
+            cached = self.cache.get("plans")
+            if cached is not None:
+                return cached
+        if self.down("database"):
+            raise DatabaseDown
+        plans = await self.store.run(db.list_plans)
+        if use_cache:
+            self.cache.set("plans", plans, self.settings.plans_ttl_s)
+        return plans
+
+    def count_finalized(self, done: db.Finalized, source: str) -> None:
+        if done.result == "processed":
+            self.metrics.transitions[(done.order.state, source)] += 1
+        if done.email_written:
+            self.metrics.emails += 1
+
+
+class DatabaseDown(Exception):
+    """The model marks the database down (``down: [database]``)."""
+
+
+def order_json(order: db.Order) -> dict[str, Any]:
+    return {
+        "merchant_order_id": order.merchant_order_id,
+        "order_id": order.order_id,
+        "state": order.state,
+        "amount": order.amount,
+        "currency": order.currency,
+        "plan_id": order.plan_id,
+        "user_id": order.user_id,
+        "created_at": iso(order.created_at),
+        "updated_at": iso(order.updated_at),
+        "completed_at": iso(order.completed_at),
+        "expire_at": iso(order.expire_at),
+        "confirmed_by": order.confirmed_by,
+    }
+
+
+def initiate_json(order: db.Order) -> dict[str, Any]:
+    return {
+        "merchant_order_id": order.merchant_order_id,
+        "order_id": order.order_id,
+        "state": order.state,
+        "amount": order.amount,
+        "currency": order.currency,
+        "plan_id": order.plan_id,
+        # A host under .invalid: a simulated pay page that nothing can reach by accident.
+        "redirect_url": f"https://phonepe.invalid/checkout/v2/pay/{order.order_id}",
+        "expire_at": iso(order.expire_at),
+    }
+
+
+def _parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return _MALFORMED
+
+
+_MALFORMED = object()
+
+
+def create_app(
+    settings: TargetSettings, store: db.Store, webhook_credentials: tuple[str, str]
+) -> ObservedApp:
+    """The ASGI app: FastAPI routes wrapped by the counting, body-capping ``ObservedApp``."""
+    metrics = Metrics()
+    rt = Runtime(settings, store, metrics, webhook_authorization(*webhook_credentials))
+    app = FastAPI(
+        title="paybench reference target",
+        version=TARGET_VERSION,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.runtime = rt
+
+    @app.exception_handler(InjectedFault)
+    async def injected(_: Request, exc: InjectedFault) -> JSONResponse:
+        return error(
+            500,
+            "injected_fault",
+            f"error injected by the target model on route '{exc}' (error_rate)",
+        )
+
+    @app.exception_handler(DatabaseDown)
+    async def database_down(_: Request, __: DatabaseDown) -> JSONResponse:
+        return error(
+            503,
+            "database_unavailable",
+            "the database is down (target model: down includes database)",
+        )
+
+    @app.exception_handler(ProviderUnavailable)
+    async def provider_down(_: Request, __: ProviderUnavailable) -> JSONResponse:
+        return error(
+            502,
+            "payment_provider_unavailable",
+            "PhonePe is unreachable (target model: down includes payment)",
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return error(404, "not_found", f"no route {request.method} {request.url.path}")
+        if exc.status_code == 405:
+            return error(
+                405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}"
+            )
+        return error(exc.status_code, "http_error", str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error(400, "invalid_request", "; ".join(str(e.get("msg")) for e in exc.errors()))
+
+    # --- health -------------------------------------------------------------------------
+
+    @app.get("/api/health")
+    async def health() -> JSONResponse:
+        async with rt.service("health"):
+            services = {name: "unhealthy" if rt.down(name) else "healthy" for name in SERVICES}
+            if services["database"] == "healthy":
+                try:
+                    await asyncio.wait_for(store.run(db.select_one), timeout=2.0)
+                except Exception:  # a failing database is what this endpoint reports
+                    log.exception("health: database query failed")
+                    services["database"] = "unhealthy"
+            healthy = all(state == "healthy" for state in services.values())
+            body = {
+                "status": "healthy" if healthy else "unhealthy",
+                "timestamp": iso(time.time()),
+                "version": TARGET_VERSION,
+                "services": services,
+            }
+            return JSONResponse(body, status_code=200 if healthy else 503)
+
+    @app.get("/api/health/database")
+    async def health_database() -> JSONResponse:
+        async with rt.service("health_database"):
+            if rt.down("database"):
+                return JSONResponse(
+                    {"status": "unhealthy", "error": "database marked down by the target model"},
+                    status_code=503,
+                )
+            started = time.perf_counter()
+            try:
+                info = await asyncio.wait_for(store.run(db.ping), timeout=2.0)
+            except Exception as exc:
+                log.exception("health: database query failed")
+                return JSONResponse(
+                    {"status": "unhealthy", "error": f"query failed: {type(exc).__name__}"},
+                    status_code=503,
+                )
+            latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
+            return JSONResponse({"status": "healthy", "latency_ms": latency_ms, **info})
+
+    @app.get("/api/health/redis")
+    async def health_redis() -> JSONResponse:
+        async with rt.service("health_redis"):
+            if rt.down("redis"):
+                return JSONResponse(
+                    {"status": "unhealthy", "error": "cache marked down by the target model"},
+                    status_code=503,
+                )
+            lookups = metrics.cache_hits + metrics.cache_misses
+            return JSONResponse(
+                {
+                    "status": "healthy",
+                    "kind": "in-process cache standing in for Redis",
+                    "keys": rt.cache.size(),
+                    "hits": metrics.cache_hits,
+                    "misses": metrics.cache_misses,
+                    "hit_rate": round(metrics.cache_hits / lookups, 4) if lookups else None,
+                }
+            )
+
+    @app.get("/api/payments/v2/health")
+    async def health_payments() -> JSONResponse:
+        async with rt.service("payments_health"):
+            try:
+                latency_ms = await rt.phonepe.health()
+            except ProviderUnavailable:
+                return JSONResponse(
+                    {
+                        "status": "unhealthy",
+                        "provider": "phonepe",
+                        "mode": "simulated",
+                        "error": "PhonePe marked down by the target model",
+                    },
+                    status_code=503,
+                )
+            return JSONResponse(
+                {
+                    "status": "healthy",
+                    "provider": "phonepe",
+                    "mode": "simulated",
+                    "latency_ms": round(latency_ms, 3),
+                }
+            )
+
+    # --- catalogue, checkout ------------------------------------------------------------
+
+    @app.get("/api/plans")
+    async def plans() -> JSONResponse:
+        async with rt.service("plans"):
+            return JSONResponse({"plans": await rt.plans()})
+
+    @app.post("/api/payments/v2/initiate")
+    async def initiate(request: Request) -> JSONResponse:
+        body = _parse_json(await request.body())
+        if body is _MALFORMED:
+            return error(
+                400,
+                "malformed_json",
+                'the body is not valid JSON; send {"plan_id": ..., "user_id": ...}',
+            )
+        if not isinstance(body, dict):
+            return error(
+                400,
+                "invalid_request",
+                'the body must be a JSON object {"plan_id": ..., "user_id": ...}',
+            )
+        plan_id, user_id = body.get("plan_id"), body.get("user_id")
+        if not isinstance(plan_id, str) or not plan_id or len(plan_id) > 64:
+            return error(
+                422,
+                "invalid_field",
+                "plan_id must be a non-empty string (an id from GET /api/plans)",
+                field="plan_id",
+            )
+        if isinstance(user_id, int) and not isinstance(user_id, bool):
+            user_id = str(user_id)
+        if not isinstance(user_id, str) or not user_id or len(user_id) > 64:
+            return error(
+                422,
+                "invalid_field",
+                "user_id must be a string of 1-64 characters or an integer",
+                field="user_id",
+            )
+        key = request.headers.get("idempotency-key")
+        if key is not None and not (0 < len(key) <= 255):
+            return error(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 characters")
+        async with rt.service("initiate"):
+            plan = next((p for p in await rt.plans() if p["id"] == plan_id), None)
+            if plan is None:
+                return error(
+                    422,
+                    "unknown_plan",
+                    f"no plan '{plan_id}'; GET /api/plans lists the plans",
+                    field="plan_id",
+                )
+            if rt.down("database"):
+                raise DatabaseDown
+            if key is not None:
+                request_hash = hashlib.sha256(json.dumps([plan_id, user_id]).encode()).hexdigest()
+                outcome, existing = await store.run(db.reserve_idempotency_key, key, request_hash)
+                if outcome == "replay":
+                    order = await store.run(db.get_order, existing)
+                    return JSONResponse(
+                        initiate_json(order),
+                        status_code=201,
+                        headers={"Idempotent-Replayed": "true"},
+                    )
+                if outcome == "mismatch":
+                    return error(
+                        422,
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was used with another body; use a new key",
+                    )
+                if outcome == "in_progress":
+                    return error(
+                        409,
+                        "idempotency_key_in_progress",
+                        "a request with this Idempotency-Key is still in progress; retry later",
+                    )
+            try:
+                created = time.time()
+                expire_at = created + settings.payment.expire_after_s
+                pay = await rt.phonepe.pay(created, expire_at)
+                order = db.Order(
+                    merchant_order_id="PB" + uuid.uuid4().hex,
+                    order_id=pay.order_id,
+                    user_id=user_id,
+                    plan_id=plan_id,
+                    amount=plan["amount"],
+                    currency=plan["currency"],
+                    state="PENDING",
+                    created_at=created,
+                    updated_at=created,
+                    expire_at=expire_at,
+                    completed_at=None,
+                    confirmed_by=None,
+                    psp_state=pay.psp_state,
+                    psp_final_at=pay.psp_final_at,
+                )
+                await store.run(db.insert_order, order, key)
+            except BaseException:
+                if key is not None:
+                    # A retry with the same key must be able to succeed.
+                    await store.run(db.release_idempotency_key, key)
+                raise
+            return JSONResponse(initiate_json(order), status_code=201)
+
+    @app.get("/api/payments/v2/status/{merchant_order_id}")
+    async def status(merchant_order_id: str) -> JSONResponse:
+        async with rt.service("status"):
+            if rt.down("database"):
+                raise DatabaseDown
+            order = None
+            if MERCHANT_ORDER_ID.match(merchant_order_id):
+                order = await store.run(db.get_order, merchant_order_id)
+            if order is None:
+                return error(404, "order_not_found", f"no order '{merchant_order_id}'")
+            if order.state == "PENDING" and not rt.down("payment"):
+                # No webhook yet: reconcile with PhonePe's order status, as the docs ask.
+                psp_state = await rt.phonepe.order_status(order)
+                if psp_state in FINAL_STATES:
+                    done = await store.run(
+                        db.finalize_order, merchant_order_id, psp_state, "reconciliation"
+                    )
+                    rt.count_finalized(done, "reconciliation")
+                    order = done.order
+            return JSONResponse(order_json(order))
+
+    @app.post("/api/payments/v2/webhook")
+    async def webhook(request: Request) -> JSONResponse:
+        if not is_authorized(request.headers.get("authorization"), rt.webhook_auth):
+            return error(
+                401,
+                "unauthorized",
+                "missing or wrong Authorization header: expected sha256hex(username:password)",
+            )
+        body = _parse_json(await request.body())
+        if body is _MALFORMED:
+            return error(400, "malformed_json", "the body is not valid JSON")
+        problem = _webhook_problem(body)
+        if problem:
+            return error(400, "invalid_webhook", problem)
+        event, payload = body["event"], body["payload"]
+        merchant_order_id, state, amount = (
+            payload["merchantOrderId"],
+            payload["state"],
+            payload["amount"],
+        )
+        async with rt.service("webhook"):
+            if event not in HANDLED_EVENTS or state not in FINAL_STATES:
+                metrics.webhooks["ignored"] += 1
+                return JSONResponse(
+                    {
+                        "result": "ignored",
+                        "message": f"event {event!r} with state {state!r} needs no action",
+                    }
+                )
+            if rt.down("database"):
+                raise DatabaseDown
+            order = await store.run(db.get_order, merchant_order_id)
+            if order is None:
+                metrics.webhooks["unknown_order"] += 1
+                return error(
+                    404, "unknown_order", f"no order '{merchant_order_id}'; nothing was written"
+                )
+            if amount != order.amount:
+                metrics.webhooks["amount_mismatch"] += 1
+                return error(
+                    409,
+                    "amount_mismatch",
+                    f"payload amount {amount} differs from the order's {order.amount} paise; "
+                    "nothing was written",
+                )
+            order_id = payload.get("orderId")
+            if order_id is not None and order_id != order.order_id:
+                metrics.webhooks["order_id_mismatch"] += 1
+                return error(
+                    409,
+                    "order_id_mismatch",
+                    f"payload orderId {order_id!r} is not this order's; nothing was written",
+                )
+            done = await store.run(
+                db.finalize_order, merchant_order_id, state, "webhook", event, amount
+            )
+            metrics.webhooks[done.result] += 1
+            rt.count_finalized(done, "webhook")
+            return JSONResponse(
+                {
+                    "result": done.result,
+                    "merchant_order_id": merchant_order_id,
+                    "state": done.order.state,
+                }
+            )
+
+    @app.get("/api/subscriptions/current")
+    async def current_subscription(request: Request) -> JSONResponse:
+        user_id = request.query_params.get("user_id")
+        if not user_id or len(user_id) > 64:
+            return error(400, "invalid_request", "give ?user_id=<1-64 characters>")
+        async with rt.service("subscriptions"):
+            if rt.down("database"):
+                raise DatabaseDown
+            sub = await store.run(db.current_subscription, user_id)
+            if sub is None:
+                return error(
+                    404, "no_active_subscription", f"user '{user_id}' has no active subscription"
+                )
+            return JSONResponse(
+                {
+                    "user_id": sub.user_id,
+                    "plan_id": sub.plan_id,
+                    "status": sub.status,
+                    "merchant_order_id": sub.merchant_order_id,
+                    "started_at": iso(sub.started_at),
+                    "expires_at": iso(sub.expires_at),
+                }
+            )
+
+    @app.get(METRICS_PATH)
+    async def prometheus() -> Response:
+        text = metrics.render(sorted(settings.capacity))
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    routes = list(app.router.routes)
+
+    def route_of(scope: Scope) -> str:
+        partial = None
+        for route in routes:
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                return route.path  # type: ignore[attr-defined]
+            if match == Match.PARTIAL and partial is None:
+                partial = route.path  # type: ignore[attr-defined]
+        return partial or UNMATCHED_ROUTE
+
+    def log_exception(exc: BaseException) -> None:
+        log.error("unhandled error", exc_info=exc)
+
+    return ObservedApp(app, metrics, route_of, MAX_BODY_BYTES, log_exception)
+
+
+def _webhook_problem(body: Any) -> str | None:
+    """What is wrong with a webhook body, or None. Extra fields are fine (PhonePe adds some)."""
+    if not isinstance(body, dict):
+        return 'the body must be a JSON object {"event": ..., "payload": {...}}'
+    if not isinstance(body.get("event"), str) or not body["event"]:
+        return "'event' must be a non-empty string"
+    payload = body.get("payload")
+    if not isinstance(payload, dict):
+        return "'payload' must be an object"
+    if not isinstance(payload.get("merchantOrderId"), str) or not payload["merchantOrderId"]:
+        return "'payload.merchantOrderId' must be a non-empty string"
+    if not isinstance(payload.get("state"), str) or not payload["state"]:
+        return "'payload.state' must be a non-empty string"
+    amount = payload.get("amount")
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        return "'payload.amount' must be an integer (paise)"
+    if (
+        "orderId" in payload
+        and payload["orderId"] is not None
+        and not isinstance(payload["orderId"], str)
+    ):
+        return "'payload.orderId' must be a string"
+    return None

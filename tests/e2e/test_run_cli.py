@@ -1,0 +1,116 @@
+"""`paybench run` and `paybench check` end to end: real CLI, real Locust, the reference target."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import ROOT, load_summary, only_run_dir, paybench
+
+pytestmark = pytest.mark.e2e
+
+
+def test_smoke_profile_passes_and_writes_summary(out: Path) -> None:
+    r = paybench("run", "--profile", "smoke", "--out", str(out), "--no-history")
+    assert r.returncode == 0, r.stdout + r.stderr
+    run_dir = only_run_dir(out)
+    summary = load_summary(run_dir)
+    assert summary["verdict"]["outcome"] == "PASS"
+    assert summary["format_version"] == 1
+    assert summary["run"]["profile"] == "smoke"
+    assert summary["run"]["target"] == "reference"
+    assert summary["run"]["host"].startswith("http://127.0.0.1:")
+    assert summary["measurement"] == "paybench-hdr"
+    keys = {row["key"] for row in summary["requests"]}
+    assert "POST /api/payments/v2/initiate" in keys
+    assert "FLOW checkout: initiate -> confirmed" in keys
+    for row in summary["requests"]:
+        assert row["count"] > 0 and row["p99_9_ms"] is not None, row
+    # the verdict table and where the report is
+    assert "PASS" in r.stdout
+    assert f"report:     {run_dir / 'report.html'}" in r.stdout
+    assert "Traceback" not in r.stderr
+    for name in ("run.json", "locust_stats.csv", "paybench.hdr.json", "report.html",
+                 "summary.md", "junit.xml", "budgets.yaml"):
+        assert (run_dir / name).is_file(), name
+    # live progress went to stderr while it ran
+    assert re.search(r"users +\d+ \| +[\d.]+ req/s", r.stderr), r.stderr[-2000:]
+
+
+def test_impossible_budget_exits_1_and_names_it(out: Path, tmp_path: Path) -> None:
+    budgets = tmp_path / "budgets.yaml"
+    budgets.write_text(
+        'version: 1\nrequests:\n  "GET /api/plans":\n    p95: "< 0.001ms"\n'
+        '  "POST /api/payments/v2/initiate":\n    avg: "< 2s"\n'
+    )
+    r = paybench("run", "--budgets", str(budgets), "--out", str(out), "--no-history")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "FAIL" in r.stdout
+    assert re.search(r"GET /api/plans\s+p95", r.stdout), r.stdout
+    summary = load_summary(only_run_dir(out))
+    broken = [b for b in summary["verdict"]["budgets"] if b["status"] != "pass"]
+    assert [(b["request"], b["metric"]) for b in broken] == [("GET /api/plans", "p95")]
+
+
+def test_slowed_down_target_breaks_the_checklist(out: Path) -> None:
+    r = paybench("run", "--target-slowdown", "80", "--out", str(out), "--no-history")
+    assert r.returncode == 1, r.stdout + r.stderr
+    summary = load_summary(only_run_dir(out))
+    broken = {(b["request"], b["metric"]) for b in summary["verdict"]["budgets"]
+              if b["status"] == "fail"}
+    assert ("GET /api/health", "avg") in broken, broken
+    assert ("GET /api/plans", "avg") in broken, broken
+
+
+def test_unreachable_host_exits_3(out: Path) -> None:
+    from harness.locust_run import free_loopback_port
+
+    url = f"http://127.0.0.1:{free_loopback_port()}"
+    r = paybench("run", "--host", url, "--out", str(out), "--no-history", timeout=30)
+    assert r.returncode == 3, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and url in lines[0] and "did not answer" in lines[0], r.stderr
+
+
+def test_unhealthy_host_exits_3(out: Path) -> None:
+    from harness.target.process import ReferenceTarget
+
+    with ReferenceTarget(overrides={"faults.database_down": True}) as target:
+        r = paybench("run", "--host", target.url, "--out", str(out), "--no-history", timeout=30)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "unhealthy" in r.stderr and target.url in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_not_allowed_host_exits_2_before_any_request(out: Path) -> None:
+    r = paybench("run", "--host", "http://staging.payments.invalid", "--out", str(out),
+                 timeout=30)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.count("\n") == 1
+    assert "staging.payments.invalid" in r.stderr and "--allow-host" in r.stderr
+    assert not (out / "runs").exists()  # nothing started, nothing written
+
+
+def test_unknown_profile_exits_2(out: Path) -> None:
+    r = paybench("run", "--profile", "smok", "--out", str(out), timeout=30)
+    assert r.returncode == 2
+    assert "profile 'smok' does not exist" in r.stderr and "smoke" in r.stderr
+
+
+def test_check_judges_a_plain_locust_csv_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "plain"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "plain_locust", folder)
+    r = paybench("check", str(folder), "--budgets", str(folder / "budgets.yaml"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Locust's CSV" in r.stdout  # says the figures are Locust's rounded ones
+    assert (folder / "summary.json").is_file() and (folder / "report.html").is_file()
+    summary = load_summary(folder)
+    assert summary["measurement"] == "locust-csv"
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    return tmp_path / "reports"

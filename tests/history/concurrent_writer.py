@@ -1,0 +1,37 @@
+"""Adds N runs to a history file, for the concurrent-writers test (run as a script).
+
+Usage: concurrent_writer.py HISTORY GO_FILE PREFIX N. Prints "ready", waits until GO_FILE
+exists (so that two writers start together), adds the runs, prints "added N".
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from historydata import make_run  # noqa: E402
+
+from harness.store import HistoryStore  # noqa: E402
+
+
+def main() -> int:
+    history, go, prefix, n = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    runs = [make_run(f"{prefix}-{i:03d}", seed=i, intervals=3, per_interval=20) for i in range(n)]
+    print("ready", flush=True)
+    deadline = time.monotonic() + 60
+    while not go.exists():
+        if time.monotonic() > deadline:
+            print("never told to go", file=sys.stderr)
+            return 1
+        time.sleep(0.005)
+    store = HistoryStore(history)
+    added = sum(store.add_run(run, None) for run in runs)
+    print(f"added {added}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
