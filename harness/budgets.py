@@ -193,7 +193,7 @@ def _yaml_fix(problem: str) -> str:
     if "chomping or indentation" in problem:
         # `rps: >= 5` unquoted: YAML reads '>' as the start of a folded block.
         return 'quote budgets that start with > or >=, e.g. rps: ">= 5"'
-    if "'\\t'" in problem or "\\t" in problem:
+    if "\\t" in problem:
         return "indent with spaces, not tabs"
     if "mapping values are not allowed" in problem:
         return (
@@ -204,7 +204,8 @@ def _yaml_fix(problem: str) -> str:
 
 def _check_duplicates(node: yaml.Node, loader: yaml.SafeLoader, ctx: _Ctx, seen: set[int]) -> None:
     """Refuse duplicate keys, which PyYAML would silently resolve to the last one."""
-    if id(node) in seen:
+    # Walks the composed nodes rather than the loaded dict: only they know both lines.
+    if id(node) in seen:  # an alias points at a node already walked
         return
     seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
@@ -254,7 +255,7 @@ def _load_yaml(text: str, ctx: _Ctx) -> Any:
 # --- metrics and limits -------------------------------------------------------------------
 
 
-def parse_metric(ctx: _Ctx, name: str) -> str:
+def _parse_metric(ctx: _Ctx, name: str) -> str:
     """A metric name -> its canonical spelling (``p95.0`` -> ``p95``)."""
     if name in _NAMED_METRICS:
         return name
@@ -266,6 +267,7 @@ def parse_metric(ctx: _Ctx, name: str) -> str:
         if percent == 0:
             ctx.fail(f"{name!r} is the fastest request", "use min")
         if 0 < percent < 100:
+            # One spelling per metric, so that overrides and baselines find each other.
             return f"p{percent:g}"
     lower = name.lower()
     hint = _METRIC_HINTS.get(lower)
@@ -292,7 +294,7 @@ def _example(metric: str) -> str:
     ]
 
 
-def parse_limit(ctx: _Ctx, metric: str, value: Any) -> tuple[Operator, float, str]:
+def _parse_limit(ctx: _Ctx, metric: str, value: Any) -> tuple[Operator, float, str]:
     """``"< 2s"`` for ``avg`` -> ``("<", 2000.0, "< 2s")``; the limit in the metric's unit."""
     example = _example(metric)
     if isinstance(value, bool) or not isinstance(value, str):
@@ -322,6 +324,7 @@ def parse_limit(ctx: _Ctx, metric: str, value: Any) -> tuple[Operator, float, st
         ctx.fail(f"{text!r} has no number after the operator", f"write e.g. {example}")
     number = float(m.group(0))
     unit = rest[m.end() :].strip()
+    # The sign is parsed (not left to the regex) so that "-5ms" says negative, not "no number".
     if number < 0:
         ctx.fail(f"negative limit in {text!r}", "a limit must be greater than zero")
 
@@ -360,7 +363,7 @@ def parse_limit(ctx: _Ctx, metric: str, value: Any) -> tuple[Operator, float, st
     return op, limit, text
 
 
-def parse_regression(ctx: _Ctx, metric: str, value: Any) -> tuple[float, bool, bool, str]:
+def _parse_regression(ctx: _Ctx, metric: str, value: Any) -> tuple[float, bool, bool, str]:
     """``"+10% significant"`` -> (max_increase, relative, significant_only, text)."""
     example = '"+0.5 points"' if metric == "error_rate" else '"+10% significant"'
     if metric in ("rps", "count"):
@@ -383,6 +386,7 @@ def parse_regression(ctx: _Ctx, metric: str, value: Any) -> tuple[float, bool, b
     unit = m.group("unit") or ""
     rest = (m.group("rest") or "").strip()
     if metric == "error_rate":
+        # Points, not percent: 0.01 % -> 0.02 % is +100 % but nothing anyone should page on.
         if unit not in ("point", "points"):
             ctx.fail(
                 f"{text!r}: an error rate rises in percentage points",
@@ -440,6 +444,7 @@ def _check_selector(ctx: _Ctx, selector: str, known_keys: Sequence[str] | None) 
         )
     if known_keys is None:
         return
+    # A run's keys include the aggregate, which is never a request name.
     names = [k for k in known_keys if k != AGGREGATE_KEY]
     if match_keys(selector, names):
         return
@@ -457,6 +462,7 @@ def _check_selector(ctx: _Ctx, selector: str, known_keys: Sequence[str] | None) 
 
 
 def _is_off(value: Any) -> bool:
+    # Unquoted off is YAML 1.1's false; quoted "off" is accepted as well.
     return value is False or (isinstance(value, str) and value.strip() == "off")
 
 
@@ -472,7 +478,7 @@ def _metric_entries(
     out: dict[str, Any] = {}
     for raw_metric, raw in entries.items():
         mctx = ctx.at(raw_metric)
-        metric = parse_metric(mctx, raw_metric)
+        metric = _parse_metric(mctx, raw_metric)
         if metric in out:
             mctx.fail(f"{raw_metric!r} repeats the metric {metric!r}", "keep one of them")
         if _is_off(raw):
@@ -480,7 +486,7 @@ def _metric_entries(
                 mctx.fail("off is for profiles", "use off in profiles.<name> to drop a default")
             out[metric] = _OFF
         elif regression:
-            increase, relative, significant, text = parse_regression(mctx, metric, raw)
+            increase, relative, significant, text = _parse_regression(mctx, metric, raw)
             out[metric] = RegressionBudget(
                 key_path=format_key_path(mctx.path),
                 selector=selector,
@@ -491,7 +497,7 @@ def _metric_entries(
                 text=text,
             )
         else:
-            op, limit, text = parse_limit(mctx, metric, raw)
+            op, limit, text = _parse_limit(mctx, metric, raw)
             out[metric] = Budget(
                 key_path=format_key_path(mctx.path),
                 selector=selector,

@@ -485,9 +485,10 @@ def step_windows(
         if reached is None or reached > end:
             reached = planned  # no samples: the shape's own promise
         start = max(planned, reached) + settle
-        # A tiny epsilon keeps an epoch already on a boundary from moving a whole interval.
-        start = math.ceil(start / interval_s - 1e-9) * interval_s
-        end = math.floor(end / interval_s + 1e-9) * interval_s
+        # Epochs / interval are ~1e9: an epsilon of a millionth of an interval (well above
+        # the float resolution there) keeps a boundary from moving by a whole interval.
+        start = math.ceil(start / interval_s - 1e-6) * interval_s
+        end = math.floor(end / interval_s + 1e-6) * interval_s
         if end - start >= max(min_steady_s, interval_s) - 1e-9:
             windows.append(StepWindow(k, count, planned, start, end))
     return tuple(windows)

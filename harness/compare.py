@@ -161,8 +161,8 @@ def compare_runs(
     for m in metrics:
         if m not in _LATENCY and m not in _UNITS:
             raise ConfigError(f"cannot compare metric {m!r}; use {', '.join(COMPARED_METRICS)}")
-    b_reqs = {r.key: r for r in (*b_run.requests, b_run.total)}
-    c_reqs = {r.key: r for r in (*c_run.requests, c_run.total)}
+    b_reqs = {**{r.key: r for r in b_run.requests}, AGGREGATE_KEY: b_run.total}
+    c_reqs = {**{r.key: r for r in c_run.requests}, AGGREGATE_KEY: c_run.total}
     # Locust's order: request names as the base has them, the aggregate last.
     keys = [k for k in b_reqs if k in c_reqs and k != AGGREGATE_KEY] + [AGGREGATE_KEY]
     rng = np.random.default_rng(seed)

@@ -168,6 +168,7 @@ def _measure(metric: str, s: RequestStats, with_ci: bool = True) -> _Measure:
         return _Measure(s.avg_ms, ci=ci)
     percent = percentile_of(metric)
     value = s.percentile_ms(percent)
+    # An exact histogram has every percentile; Locust's CSV only a fixed few.
     if value is None:
         have = ", ".join(f"p{p:g}" for p in sorted(s.locust_percentiles_ms)) or "none"
         return _Measure(
@@ -219,6 +220,7 @@ def _expand(selector: str, result: RunResult) -> list[tuple[str, RequestStats | 
     if selector == AGGREGATE_KEY:
         keys = [AGGREGATE_KEY]
     elif is_glob(selector):
+        # Matched against what ran, so that a custom locustfile's names count too.
         keys = match_keys(selector, [r.key for r in result.requests])
         if not keys:
             message = f"no samples: no request matching {selector!r} ran in this run"
@@ -263,6 +265,7 @@ def _judge(b: Budget, result: RunResult) -> list[BudgetResult]:
             message = m.problem or _no_samples_message(key, result)
             out.append(BudgetResult(b, key, "fail", None, b.limit, None, message=message))
             continue
+        # Judged on the measured value; the interval only says how sure that is.
         held = _holds(b.op, m.value, b.limit)
         ci_low = m.ci.low_ms if m.ci else None
         ci_high = m.ci.high_ms if m.ci else None
@@ -315,6 +318,7 @@ def _significance(
     """
     unit = metric_unit(rb.metric)
     n = len(values)
+    # Only a rise can break a regression budget, so only the upper side counts.
     if n >= MIN_PREDICTION_RUNS:
         low, high = prediction_interval(values)
         above = candidate > high
@@ -362,11 +366,14 @@ def _judge_regression(
         ci_low = m.ci.low_ms if m.ci else None
         ci_high = m.ci.high_ms if m.ci else None
         values = tuple(baseline.values.get(key, {}).get(rb.metric, ())) if baseline else ()
+        # The first night has nothing to compare with: failing it would teach people to
+        # ignore the job, passing it would claim a comparison that never happened.
         if not values:
             message = NO_BASELINE_YET
             if baseline is not None:
+                who = "the whole run" if key == AGGREGATE_KEY else repr(key)
                 message = (
-                    f"no baseline yet for {rb.metric} of {key!r} in {baseline.description}: "
+                    f"no baseline yet for {rb.metric} of {who} in {baseline.description}: "
                     "regression budgets start with the next comparable run"
                 )
             out.append(
@@ -389,7 +396,7 @@ def _judge_regression(
             threshold = base * (1.0 + rb.max_increase / 100.0)
             if base > 0:
                 change = (m.value - base) / base * 100.0
-            else:
+            else:  # any rise from zero is an infinite relative rise
                 change = math.inf if m.value > base else 0.0
             change_text = f"{change:+.1f}%" if math.isfinite(change) else "up from zero"
             allowed = f"+{rb.max_increase:g}%"
@@ -413,6 +420,8 @@ def _judge_regression(
             f"({baseline.description if baseline else ''}): {change_text}, allowed {allowed}"
             f"{' if significant' if rb.significant_only else ''}; {how}; {verdict}"
         )
+        # The limit of a regression budget is the baseline plus the allowed rise, so that
+        # its margin and marginal flag read like those of any other budget.
         marginal = m.ci is not None and m.ci.low_ms <= threshold <= m.ci.high_ms
         out.append(
             BudgetResult(
@@ -443,6 +452,7 @@ def evaluate(result: RunResult, budgets: Budgets, baseline: Baseline | None = No
         results.extend(_judge(b, result))
     for rb in budgets.regressions:
         results.extend(_judge_regression(rb, result, baseline))
+    # UNRELIABLE first: a saturated generator makes even a finished run's figures suspect.
     if result.unreliable_reasons:
         reasons = tuple(result.unreliable_reasons)
         if result.incomplete:
@@ -546,12 +556,17 @@ def _note_lines(verdict: Verdict, width: int) -> list[str]:
     grouped: dict[tuple[str, str], list[str]] = {}
     for r in verdict.results:
         if r.message and (not r.passed or r.marginal or r.status == "skipped"):
-            grouped.setdefault((r.request_key, r.message), []).append(r.budget.metric)
+            label = r.budget.metric
+            if isinstance(r.budget, RegressionBudget):
+                label += " vs baseline"
+            grouped.setdefault((r.request_key, r.message), []).append(label)
     lines: list[str] = []
     for (key, message), metrics in grouped.items():
         who = "(whole run)" if key == AGGREGATE_KEY else key
         text = f"{who} {', '.join(metrics)}: {message}"
-        lines.extend(textwrap.wrap(text, width=width, subsequent_indent="    ") or [text])
+        lines.extend(
+            textwrap.wrap(text, width=width, subsequent_indent="    ", break_on_hyphens=False)
+        )
     return lines
 
 
@@ -570,6 +585,8 @@ def format_verdict_table(verdict: Verdict, width: int = 100) -> list[str]:
     gap = "  "
     table = [list(TABLE_HEADER), *rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(TABLE_HEADER))]
+    # The status check's 47-character name would squeeze every other column: when the
+    # flat table is too wide, each name gets a line and its results go under it.
     if sum(widths) + len(gap) * (len(widths) - 1) <= width:
         for row in table:
             lines.append(gap.join(t.ljust(w) for t, w in zip(row, widths, strict=True)).rstrip())

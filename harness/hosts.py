@@ -33,6 +33,7 @@ def is_loopback(host: str) -> bool:
         address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    # ::ffff:127.0.0.1 reaches loopback too, but Python < 3.13 calls it not loopback.
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped.is_loopback
     return address.is_loopback
@@ -76,6 +77,7 @@ def check_host(url: str, allowed: Sequence[str], allow_flags: Sequence[str] = ()
     ``allowed`` comes from budgets.yaml ``hosts.allow``; ``allow_flags`` from
     ``--allow-host HOST`` options. Host names compare case-insensitively, as DNS does.
     """
+    # Checked even for a loopback target: a URL given as --allow-host is a mistake to name now.
     for flag in allow_flags:
         if "://" in flag or "/" in flag:
             name = (urlsplit(flag).hostname if "://" in flag else None) or flag.split("/")[0]
@@ -85,6 +87,7 @@ def check_host(url: str, allowed: Sequence[str], allow_flags: Sequence[str] = ()
     host = url_host(url)
     if is_loopback(host):
         return
+    # By name only: a production host is production on any port and any path.
     permitted = {_normalise(h) for h in (*allowed, *allow_flags)}
     if host in permitted:
         return

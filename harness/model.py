@@ -129,6 +129,7 @@ class RunResult:
     incomplete_reason: str | None = None
     unreliable_reasons: tuple[str, ...] = ()
     exact: bool = True  # False when only Locust's rounded figures were available
+    whole_run: RequestStats | None = None  # every request name together, ramp included
 
     def find(self, key: str) -> RequestStats | None:
         if key == AGGREGATE_KEY:

@@ -110,6 +110,7 @@ def _from_recording(
         incomplete_reason=incomplete_reason,
         unreliable_reasons=tuple(generator_unreliable_reasons(rec)),
         exact=True,
+        whole_run=rec.aggregate(),
     )
 
 

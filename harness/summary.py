@@ -89,6 +89,7 @@ def build_summary(result: RunResult, verdict: Verdict, exit_code: int) -> dict[s
             "end_s": _round(result.steady_end_s),
         },
         "total": request_row(result.total),
+        "whole_run": request_row(result.whole_run) if result.whole_run else None,
         "requests": [request_row(r) for r in result.requests],
         "ramp": [request_row(r) for r in result.ramp],
         "locust": [request_row(r) for r in result.locust_requests],

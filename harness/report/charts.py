@@ -151,15 +151,17 @@ def _throughput(ctx: ReportContext) -> Chart:
         x = [m / scale for m in t.mid_s]
         _mark_steady(ax, ctx, scale)
         ax.plot(x, t.rps, color="#1f77b4", lw=1.6, marker=_marker(len(x)), ms=3, label="requests/s")
-        _budget_hlines(
-            ax,
-            [b for b in ctx.budget_lines if b.metric == "rps" and b.request_key == AGGREGATE_KEY],
-        )
+        rps_budgets = [
+            b for b in ctx.budget_lines if b.metric == "rps" and b.request_key == AGGREGATE_KEY
+        ]
+        _budget_hlines(ax, rps_budgets)
         if ctx.expected_peak_rps is not None:
             ax.axhline(
                 ctx.expected_peak_rps, color="#6c3483", ls=":", lw=1.2, label="expected peak"
             )
-        ax.set_ylim(bottom=0)
+        peak = [ctx.expected_peak_rps] if ctx.expected_peak_rps is not None else []
+        top = max([*t.rps, *(b.limit for b in rps_budgets), *peak])
+        ax.set_ylim(0, max(top * 1.15, 1.0))  # a flat line must not sit on the frame
         ax.set_xlabel(xlabel)
         ax.set_ylabel("requests per second (req/s)")
         ax.set_title(title)
@@ -302,7 +304,8 @@ def _wrap_title(text: str, width: int = 52) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-_PCT_TICKS = (0.0, 50.0, 90.0, 99.0, 99.9, 99.99, 99.999, 99.9999)
+# No tick at 0 %: it sits on the left edge, too close to 50 % to read.
+_PCT_TICKS = (50.0, 90.0, 99.0, 99.9, 99.99, 99.999, 99.9999)
 
 
 def _pct_label(p: float) -> str:

@@ -31,6 +31,7 @@ from harness.catalogue import (
     WEBHOOK_FORGED,
 )
 from harness.errors import ConfigError
+from harness.hosts import check_host
 from harness.model import AGGREGATE_KEY, Budgets, request_key
 from harness.profiles import PROJECT_ROOT, available_profiles
 
@@ -73,14 +74,16 @@ def test_shipped_budgets_hold_the_production_checklist_for_every_profile() -> No
         for name, limit in checklist.items():
             assert got[(name, "avg")] == ("<", limit), (profile, name)
         webhook_avg = [sel for (sel, m) in got if m == "avg" and got[(sel, m)] == ("<", 500.0)]
-        webhooks = {key(k) for k in (WEBHOOK_COMPLETED, WEBHOOK_FAILED, WEBHOOK_DUPLICATE,
-                                     WEBHOOK_FORGED)}
+        webhooks = {
+            key(k) for k in (WEBHOOK_COMPLETED, WEBHOOK_FAILED, WEBHOOK_DUPLICATE, WEBHOOK_FORGED)
+        }
         covered = {k for sel in webhook_avg for k in match_keys(sel, REQUEST_KEYS)}
         assert covered == webhooks, profile
         health_avg = [sel for (sel, m) in got if m == "avg" and got[(sel, m)] == ("<", 100.0)]
         covered = {k for sel in health_avg for k in match_keys(sel, REQUEST_KEYS)}
-        assert covered == {key(k) for k in (HEALTH, HEALTH_DATABASE, HEALTH_REDIS,
-                                            HEALTH_PAYMENTS)}, profile
+        assert covered == {
+            key(k) for k in (HEALTH, HEALTH_DATABASE, HEALTH_REDIS, HEALTH_PAYMENTS)
+        }, profile
         assert (key(FLOW_CHECKOUT), "error_rate") in got
         assert (AGGREGATE_KEY, "error_rate") in got
 
@@ -125,10 +128,13 @@ def test_brackets_are_literal_and_only_star_and_question_mark_are_wildcards() ->
     # fnmatch would read [merchant_order_id] as a character class and match "d", not this.
     assert not selector_matches(status, "GET /api/payments/v2/status/d")
     webhooks = match_keys("POST /api/payments/v2/webhook [*]", REQUEST_KEYS)
-    assert webhooks == [key(k) for k in (WEBHOOK_COMPLETED, WEBHOOK_FAILED, WEBHOOK_DUPLICATE,
-                                         WEBHOOK_FORGED)]
+    assert webhooks == [
+        key(k) for k in (WEBHOOK_COMPLETED, WEBHOOK_FAILED, WEBHOOK_DUPLICATE, WEBHOOK_FORGED)
+    ]
     assert match_keys("GET /api/health*", REQUEST_KEYS) == [
-        key(HEALTH), key(HEALTH_DATABASE), key(HEALTH_REDIS)
+        key(HEALTH),
+        key(HEALTH_DATABASE),
+        key(HEALTH_REDIS),
     ]
     assert match_keys("GET /api/plan?", REQUEST_KEYS) == [key(PLANS)]
     assert match_keys("*", [*REQUEST_KEYS, AGGREGATE_KEY]) == list(REQUEST_KEYS)
@@ -164,7 +170,9 @@ def test_key_path_quotes_names_but_not_percentiles() -> None:
         ("count", ">= 100", ">=", 100.0),
     ],
 )
-def test_limit_is_converted_to_the_metric_unit(metric: str, text: str, op: str, limit: float) -> None:
+def test_limit_is_converted_to_the_metric_unit(
+    metric: str, text: str, op: str, limit: float
+) -> None:
     budgets = parse(f'version: 1\nrun:\n  {metric}: "{text}"\n')
     (b,) = budgets.budgets
     assert (b.selector, b.metric, b.op, b.limit, b.text) == (AGGREGATE_KEY, metric, op, limit, text)
@@ -246,7 +254,10 @@ def test_regression_budgets(text: str, increase: float, relative: bool, signific
     )
     (r,) = budgets.regressions
     assert (r.metric, r.max_increase, r.relative, r.significant_only) == (
-        "p95", increase, relative, significant
+        "p95",
+        increase,
+        relative,
+        significant,
     )
     assert r.key_path == 'regressions.requests."POST /api/payments/v2/initiate".p95'
     assert budgets.budgets == ()
@@ -325,12 +336,16 @@ def test_a_profile_without_a_section_gets_the_defaults() -> None:
 def test_a_bad_override_fails_whichever_profile_is_asked_for() -> None:
     bad = PROFILED.replace("{expected_peak_rps: 40}", "{expected_peak_rps: -40}")
     for profile in (None, "smoke"):
-        with pytest.raises(ConfigError, match=r"b\.yaml: profiles\.soak\.capacity\.expected_peak_rps"):
+        with pytest.raises(
+            ConfigError, match=r"b\.yaml: profiles\.soak\.capacity\.expected_peak_rps"
+        ):
             parse(bad, profile)
 
 
 def test_profile_names_are_checked_when_known() -> None:
-    with pytest.raises(ConfigError, match=r"profiles\.smoek: no profile is named 'smoek'; did you mean 'smoke'\?"):
+    with pytest.raises(
+        ConfigError, match=r"profiles\.smoek: no profile is named 'smoek'; did you mean 'smoke'\?"
+    ):
         parse(PROFILED.replace("  smoke:", "  smoek:"), known_profiles=["smoke", "soak"])
 
 
@@ -374,3 +389,45 @@ def test_read_errors_are_config_errors(tmp_path: Path) -> None:
     path = tmp_path / "budgets.yaml"
     path.write_bytes(b'\xef\xbb\xbfversion: 1\nrun: {error_rate: "< 1%"}\n')  # BOM is fine
     assert load_budgets(path).source == str(path)
+
+
+# --- documented examples are tests -----------------------------------------------------------
+
+DOC = PROJECT_ROOT / "docs" / "budgets.md"
+DOC_EXAMPLES = re.findall(r"```yaml\n(version: 1\n.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+
+
+def test_the_documentation_has_examples() -> None:
+    assert len(DOC_EXAMPLES) >= 5
+
+
+@pytest.mark.parametrize(
+    "text", DOC_EXAMPLES, ids=[f"example-{i}" for i in range(len(DOC_EXAMPLES))]
+)
+def test_documented_examples_parse_for_every_profile(text: str) -> None:
+    for profile in [None, *PROFILES]:
+        parse(text, profile, known_keys=REQUEST_KEYS, known_profiles=PROFILES)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'requests:\n  "POST /api/payments/v2/initiate":\n    p100.5: "< 5s"\n',
+        'requests:\n  "GET /api/plans":\n    avg: "=< 300ms"\n',
+        'requests:\n  "GET /api/plan":\n    avg: "< 300ms"\n',
+        'requests:\n  "GET /api/plans": {avg: "< 1s"}\nprofiles:\n  smoke:\n    hosts: {}\n',
+        "version: 2\n",
+    ],
+)
+def test_documented_error_messages_are_the_real_ones(text: str) -> None:
+    if not text.startswith("version"):
+        text = "version: 1\n" + text
+    with pytest.raises(ConfigError) as caught:
+        parse_budgets(text, "budgets.yaml", known_keys=REQUEST_KEYS)
+    assert caught.value.message in DOC.read_text(encoding="utf-8")
+
+
+def test_documented_host_message_is_the_real_one() -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_host("https://staging.example.invalid", allowed=())
+    assert caught.value.message in DOC.read_text(encoding="utf-8")

@@ -42,15 +42,17 @@ def test_addresses_that_are_not_loopback_need_allowing(url: str) -> None:
 
 def test_a_name_that_merely_contains_localhost_is_not_loopback() -> None:
     assert not is_loopback("localhost.example.invalid")
-    with pytest.raises(ConfigError, match="host localhost.example.invalid is not loopback"):
+    with pytest.raises(ConfigError, match=r"host localhost\.example\.invalid is not loopback"):
         check_host("http://localhost.example.invalid", allowed=())
 
 
 def test_allowed_by_budgets_or_by_flag_case_insensitively() -> None:
     check_host("https://Staging.Example.Invalid:8443", allowed=["staging.example.invalid"])
-    check_host("https://staging.example.invalid", allowed=(), allow_flags=["STAGING.example.invalid."])
+    check_host(
+        "https://staging.example.invalid", allowed=(), allow_flags=["STAGING.example.invalid."]
+    )
     # Allowing one host does not allow its neighbours.
-    with pytest.raises(ConfigError, match="host prod.example.invalid is not loopback"):
+    with pytest.raises(ConfigError, match=r"host prod\.example\.invalid is not loopback"):
         check_host("https://prod.example.invalid", allowed=["staging.example.invalid"])
 
 
@@ -74,9 +76,11 @@ def test_bad_urls_are_named(url: str, fragment: str) -> None:
 
 def test_allow_host_given_a_url_says_to_pass_the_name() -> None:
     with pytest.raises(
-        ConfigError, match="--allow-host https://staging.example.invalid/x: expected a host name"
+        ConfigError, match=r"--allow-host https://staging\.example\.invalid/x: expected a host name"
     ) as caught:
-        check_host("http://127.0.0.1", allowed=(), allow_flags=["https://staging.example.invalid/x"])
+        check_host(
+            "http://127.0.0.1", allowed=(), allow_flags=["https://staging.example.invalid/x"]
+        )
     assert caught.value.message.endswith("pass --allow-host staging.example.invalid")
 
 

@@ -78,7 +78,7 @@ def test_unreachable_host_exits_3(out: Path) -> None:
 def test_unhealthy_host_exits_3(out: Path) -> None:
     from harness.target.process import ReferenceTarget
 
-    with ReferenceTarget(overrides={"faults.database_down": True}) as target:
+    with ReferenceTarget(overrides={"down": ["database"]}) as target:
         r = paybench("run", "--host", target.url, "--out", str(out), "--no-history", timeout=30)
     assert r.returncode == 3, r.stdout + r.stderr
     assert "unhealthy" in r.stderr and target.url in r.stderr

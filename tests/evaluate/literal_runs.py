@@ -53,7 +53,8 @@ def request(
 
 
 def total_of(requests: Sequence[RequestStats], duration_s: float = 10.0) -> RequestStats:
-    merged = stats.merge_histograms(r.histogram for r in requests)
+    recorded = [r.histogram for r in requests if isinstance(r.histogram, stats.Histogram)]
+    merged = stats.merge_histograms(recorded) if recorded else None
     count = sum(r.count for r in requests)
     sum_ms = sum((r.avg_ms or 0.0) * r.count for r in requests)
     return RequestStats(

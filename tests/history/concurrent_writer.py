@@ -10,11 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+# Run as a script: make the project root importable for ``tests.history.historydata``.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from historydata import make_run  # noqa: E402
-
-from harness.store import HistoryStore  # noqa: E402
+from harness.store import HistoryStore
+from tests.history.historydata import make_run
 
 
 def main() -> int:

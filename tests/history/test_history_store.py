@@ -231,6 +231,11 @@ def test_two_processes_adding_50_runs_each_lose_nothing(tmp_path: Path) -> None:
     assert _count(path, "histograms") == 300
     ids = {r.run_id for r in HistoryStore(path).list_runs()}
     assert ids == {f"{p}-{i:03d}" for p in "ab" for i in range(50)}
+    # The writers did overlap: their runs are interleaved in insertion order.
+    with sqlite3.connect(path) as conn:
+        order = "".join(r[0][0] for r in conn.execute("SELECT run_id FROM runs ORDER BY rowid"))
+    conn.close()
+    assert "ab" in order and "ba" in order, order
 
 
 # -- queries ---------------------------------------------------------------------------------
@@ -293,9 +298,17 @@ def test_baseline_excludes_the_judged_run_and_says_when_short(tmp_path: Path) ->
     store = HistoryStore(tmp_path / "history.sqlite")
     _fill(store)
     base = store.baseline(
-        profile="nightly", users=10, scenario_version="1", n=5, exclude_run_id=nightly_id(11)
+        profile="nightly",
+        users=10,
+        scenario_version="1",
+        n=5,
+        exclude_run_id=nightly_id(11),
+        target="reference",
     )
     assert base is not None and base.run_ids[-1] == nightly_id(10)
+    # Without a target kind, runs against any target count (only given fields are checked).
+    anywhere = store.baseline(profile="nightly", users=10, scenario_version="1", n=5)
+    assert anywhere is not None and anywhere.run_ids[-1] == "x-external"
 
     few = store.baseline_for(make_run(nightly_id(2), seed=2, started_at=nightly_start(2)), n=5)
     assert few is not None and few.run_ids == (nightly_id(0), nightly_id(1))
@@ -316,7 +329,7 @@ def test_series_and_prefix_lookup(tmp_path: Path) -> None:
     assert store.resolve_run_id("x-prof") == "x-profile"
     with pytest.raises(ConfigError, match=r"run id 'x-' is ambiguous .*give more of it"):
         store.resolve_run_id("x-")
-    with pytest.raises(ConfigError, match="no run 'nope' in .*paybench history list"):
+    with pytest.raises(ConfigError, match=r"no run 'nope' in .*paybench history list"):
         store.get_run("nope")
     with pytest.raises(ConfigError, match="unknown metric 'p97'"):
         store.series("nightly", PLANS, "p97")
@@ -350,10 +363,16 @@ def test_export_csv_and_jsonl(tmp_path: Path) -> None:
 
 # -- import of run folders --------------------------------------------------------------------
 
-LOCUST_STATS = """Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%
-GET,/api/plans,1000,10,42,45.5,10,400,512,50.0,0.5,42,48,52,55,70,90,120,150,300,400,400
+LOCUST_STATS = (
+    (
+        "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,"
+        "Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,"
+        "50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%\n"
+    )
+    + """GET,/api/plans,1000,10,42,45.5,10,400,512,50.0,0.5,42,48,52,55,70,90,120,150,300,400,400
 ,Aggregated,1000,10,42,45.5,10,400,512,50.0,0.5,42,48,52,55,70,90,120,150,300,400,400
 """
+)
 
 
 def test_import_of_a_copied_run_folder_is_idempotent(tmp_path: Path) -> None:

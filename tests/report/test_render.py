@@ -169,7 +169,7 @@ def test_summary_stays_short_with_many_names_and_says_what_it_left_out():
     assert "- …and 6 more in the report" in lines  # marginal: 4 of 10 shown
     assert "29 more request names are in the full report." in lines
     # The busiest names are the ones kept.
-    assert "`GET /api/item/39`" in text and "`GET /api/item/0`" not in text
+    assert "| `GET /api/item/39` |" in text and "| `GET /api/item/0` |" not in text
     assert "[report.html](report.html)" in lines[-1]
 
 
@@ -185,7 +185,7 @@ def test_markdown_escapes_what_would_break_a_table_or_become_html():
         build_report_context(dataclasses.replace(result, requests=(odd,)), verdict)
     )
     assert "- &lt;script>alert(1)&lt;/script> \\| \\*loud\\*" in text
-    assert "| ``GET /api/a\\|b`c`` | 1 |" in text
+    assert "| `` GET /api/a\\|b`c `` | 1 |" in text
     assert SCRIPT not in text
 
 
