@@ -670,13 +670,18 @@ def review_sentence(a: CapacityAnalysis) -> str:
             head += f", {a.headroom:.1f}x {peak}"
         else:
             head += f", only {a.headroom:.1f}x {peak}: below the expected peak"
-    else:
-        head += " (no expected peak given: --expected-peak-rps or capacity.expected_peak_rps)"
     if broke is not None:
-        return f"{head}; {_first_break(broke)} at {broke.users} users."
-    if a.saturation.reached:
-        return f"{head}; no budget broke up to {a.steps[-1].users} users."
-    return f"{head}."
+        text = f"{head}; {_first_break(broke)} at {broke.users} users."
+    elif a.saturation.reached:
+        text = f"{head}; no budget broke up to {a.steps[-1].users} users."
+    else:
+        text = f"{head}."
+    if a.expected_peak_rps is None:
+        text += (
+            " No expected peak was given (--expected-peak-rps, or capacity.expected_peak_rps"
+            " in budgets.yaml), so no headroom is stated."
+        )
+    return text
 
 
 def _first_break(step: Step) -> str:

@@ -34,10 +34,10 @@ from harness.model import (
 
 CONFIDENCE = 0.95
 SEED = 1
-# The percentiles a plain Locust CSV carries (locust.stats.PERCENTILES_TO_REPORT).
-LOCUST_CSV_PERCENTILES = (50, 66, 75, 80, 90, 95, 98, 99, 99.9, 99.99, 100)
 MIN_PREDICTION_RUNS = 3
-NO_BASELINE_YET = "no baseline yet (first comparable run): regression budgets start with the next"
+NO_BASELINE_YET = (
+    "no baseline yet: this is the first comparable run; regression budgets start with the next"
+)
 
 TABLE_HEADER = ("request", "metric", "measured", "limit", "margin", "95% CI", "result")
 
@@ -152,7 +152,7 @@ def _ci(s: RequestStats, percent: float | None) -> stats.ConfidenceInterval | No
     return stats.percentile_ci(total, intervals, percent, CONFIDENCE, SEED)
 
 
-def _measure(metric: str, s: RequestStats, with_ci: bool = True) -> _Measure:
+def _measure(metric: str, s: RequestStats) -> _Measure:
     if metric == "error_rate":
         return _Measure(s.error_rate_pct)
     if metric == "rps":
@@ -163,7 +163,7 @@ def _measure(metric: str, s: RequestStats, with_ci: bool = True) -> _Measure:
         return _Measure(s.min_ms if metric == "min" else s.max_ms)
     if metric == "avg":
         ci = None
-        if with_ci and s.histogram is not None:
+        if s.histogram is not None:
             ci = _ci(s, None)
         return _Measure(s.avg_ms, ci=ci)
     percent = percentile_of(metric)
@@ -178,7 +178,7 @@ def _measure(metric: str, s: RequestStats, with_ci: bool = True) -> _Measure:
             "the CSV has",
         )
     ci = None
-    if with_ci and s.histogram is not None:
+    if s.histogram is not None:
         ci = _ci(s, percent)
     return _Measure(value, ci=ci)
 
@@ -373,7 +373,7 @@ def _judge_regression(
             if baseline is not None:
                 who = "the whole run" if key == AGGREGATE_KEY else repr(key)
                 message = (
-                    f"no baseline yet for {rb.metric} of {who} in {baseline.description}: "
+                    f"the baseline ({baseline.description}) has no {rb.metric} of {who} yet: "
                     "regression budgets start with the next comparable run"
                 )
             out.append(
@@ -551,10 +551,21 @@ def outcome_line(verdict: Verdict) -> str:
     return line + (f" ({', '.join(extras)})" if extras else "")
 
 
-def _note_lines(verdict: Verdict, width: int) -> list[str]:
+def _by_request(results: Sequence[BudgetResult]) -> list[int]:
+    """Indices of ``results`` with each request key's results together, keys in first-seen order.
+
+    A glob budget expands per name, so budget order would scatter one name's rows.
+    """
+    first: dict[str, int] = {}
+    for r in results:
+        first.setdefault(r.request_key, len(first))
+    return sorted(range(len(results)), key=lambda i: first[results[i].request_key])
+
+
+def _note_lines(results: Sequence[BudgetResult], width: int) -> list[str]:
     """Why a budget broke, had no samples, was marginal or skipped; one note per message."""
     grouped: dict[tuple[str, str], list[str]] = {}
-    for r in verdict.results:
+    for r in results:
         if r.message and (not r.passed or r.marginal or r.status == "skipped"):
             label = r.budget.metric
             if isinstance(r.budget, RegressionBudget):
@@ -578,7 +589,9 @@ def format_verdict_table(verdict: Verdict, width: int = 100) -> list[str]:
     indented under it, so that long names (the status check's is 47 characters) are never
     cut. Notes (why a budget broke, had no samples, was marginal or skipped) are wrapped.
     """
-    rows = verdict_rows(verdict)
+    order = _by_request(verdict.results)
+    all_rows = verdict_rows(verdict)
+    rows = [all_rows[i] for i in order]
     lines = [outcome_line(verdict)]
     if not rows:
         return lines
@@ -607,7 +620,7 @@ def format_verdict_table(verdict: Verdict, width: int = 100) -> list[str]:
             lines.append(
                 gap.join(t.ljust(w) for t, w in zip(cells, cell_widths, strict=True)).rstrip()
             )
-    notes = _note_lines(verdict, width)
+    notes = _note_lines([verdict.results[i] for i in order], width)
     if notes:
         lines.append("")
         lines.extend(notes)

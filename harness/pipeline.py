@@ -32,7 +32,7 @@ from harness.locust_run import (
     write_run_json,
 )
 from harness.model import Baseline, Budgets, RunResult, Verdict, is_percentile_metric, percentile_of
-from harness.profiles import DEFAULT_LOCUSTFILE, PROJECT_ROOT, load_profile
+from harness.profiles import DEFAULT_LOCUSTFILE, PROJECT_ROOT, available_profiles, load_profile
 from harness.results import read_run
 from harness.summary import write_summary
 
@@ -187,7 +187,9 @@ def run(
         raise ConfigError(f"locustfile {locustfile} does not exist; check --locustfile")
     # Our own scenarios' names are known before the run: a budget glob that matches none is a typo.
     known = catalogue.REQUEST_KEYS if locustfile.resolve() == DEFAULT_LOCUSTFILE else None
-    budgets = load_budgets(budgets_path, profile=profile, known_keys=known)
+    budgets = load_budgets(
+        budgets_path, profile=profile, known_keys=known, known_profiles=available_profiles()
+    )
     prof = load_profile(profile)
     if workers < 0:
         raise ConfigError(f"--workers {workers}: must be 0 (one process) or more")

@@ -34,6 +34,7 @@ __all__ = [
     "detect_change_points",
     "mann_kendall",
     "pooled_t_test",
+    "student_t_quantile",
     "student_t_two_sided_p",
 ]
 
@@ -127,6 +128,24 @@ def student_t_two_sided_p(t: float, df: float) -> float:
     if math.isinf(t):
         return 0.0
     return min(1.0, max(0.0, _betai(df / 2.0, 0.5, df / (df + t * t))))
+
+
+def student_t_quantile(confidence: float, df: float) -> float:
+    """The two-sided critical value t with P(|T| <= t) = ``confidence`` (bisection)."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    low, high = 0.0, 1.0
+    while student_t_two_sided_p(high, df) > 1.0 - confidence:
+        high *= 2.0
+    for _ in range(200):
+        mid = (low + high) / 2.0
+        if student_t_two_sided_p(mid, df) > 1.0 - confidence:
+            low = mid
+        else:
+            high = mid
+        if high - low < 1e-12 * high:
+            break
+    return (low + high) / 2.0
 
 
 def pooled_t_test(left: Sequence[float], right: Sequence[float]) -> tuple[float, float]:

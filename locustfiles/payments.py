@@ -301,6 +301,7 @@ def apply_mix(environment: Environment, config: rules.ScenarioConfig) -> None:
     PhonePeWebhookSender.weight = config.webhook_weight
     HealthProber.fixed_count = config.health_users
     HealthProber.weight = 1 if config.health_users else 0
+    HealthProber.paybench_pacing_s = config.health_interval_s
     environment.user_classes = [
         c for c in STATE.selected_classes if c.weight > 0 or c.fixed_count > 0
     ]
@@ -347,6 +348,7 @@ def on_test_start(environment: Environment, **_kwargs: Any) -> None:
             apply_mix(environment, config)
         except rules.KnobError as exc:
             log.error("paybench scenarios: %s; keeping the previous user mix", exc)
+    HealthProber.paybench_pacing_s = config.health_interval_s
     STATE.reset(config)
 
 
@@ -706,6 +708,8 @@ class HealthProber(PaybenchUser):
     """The four health endpoints, one round every ``--health-interval`` seconds."""
 
     fixed_count = _DEFAULTS.health_users
+    # Paced: harness.plugin also records each probe's latency from its intended start.
+    paybench_pacing_s = _DEFAULTS.health_interval_s
 
     def wait_time(self) -> float:
         return max(0.0, self.config.health_interval_s - (time.monotonic() - self.round_started))

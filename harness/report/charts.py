@@ -7,6 +7,7 @@ hash salt per chart, no date) so that re-rendering a run folder gives the same b
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import re
@@ -66,8 +67,10 @@ def render_charts(ctx: ReportContext) -> tuple[Chart, ...]:
 
 
 def _colors(keys: Sequence[str]) -> dict[str, str]:
-    cmap = matplotlib.colormaps["tab10" if len(keys) <= 10 else "tab20"]
-    return {k: matplotlib.colors.to_hex(cmap(i % cmap.N)) for i, k in enumerate(keys)}
+    """One colour per request name: tab20's ten strong colours first, then its pale ones."""
+    cmap = matplotlib.colormaps["tab20"]
+    order = [*range(0, 20, 2), *range(1, 20, 2)]
+    return {k: matplotlib.colors.to_hex(cmap(order[i % 20])) for i, k in enumerate(keys)}
 
 
 def _slug(text: str) -> str:
@@ -197,19 +200,19 @@ def _errors(ctx: ReportContext) -> Chart:
             label="failed requests (all names)",
         )
         lines = [b for b in ctx.budget_lines if b.metric == "error_rate"]
-        # A per-name limit is still worth seeing against the run's error rate.
+        # A per-name limit is still worth seeing against the run's error rate; one line a limit.
+        by_limit: dict[float, list[BudgetLine]] = {}
+        for b in lines:
+            by_limit.setdefault(b.limit, []).append(b)
         _budget_hlines(
             ax,
             [
-                BudgetLine(
-                    b.request_key,
-                    b.metric,
-                    b.limit,
-                    b.unit,
-                    b.label if b.request_key == AGGREGATE_KEY else f"{b.label} (per name)",
-                    b.percentile,
+                dataclasses.replace(
+                    same[0],
+                    label=same[0].label
+                    + ("" if any(b.request_key == AGGREGATE_KEY for b in same) else " (per name)"),
                 )
-                for b in lines
+                for same in by_limit.values()
             ],
         )
         top = max([v for v in t.error_rate_pct if v is not None] + [b.limit for b in lines])
@@ -269,17 +272,9 @@ def _latency_over_time(ctx: ReportContext, colors: dict[str, str]) -> list[Chart
             _budget_hlines(ax, near)
             top = max([top, *[b.limit for b in near]])
             ax.set_ylim(0, max(top * (1.3 if far else 1.12), 0.001))
-            if far:
-                ax.text(
-                    0.99,
-                    0.97,
-                    "above the chart: " + ", ".join(f"budget {b.label}" for b in far),
-                    transform=ax.transAxes,
-                    ha="right",
-                    va="top",
-                    fontsize=7.5,
-                    color=BUDGET_COLOR,
-                    bbox={"facecolor": "white", "edgecolor": BUDGET_COLOR, "ls": "--", "pad": 2},
+            for b in far:
+                ax.plot(
+                    [], [], color=BUDGET_COLOR, ls="--", lw=1.1, label=f"budget {b.label} (above)"
                 )
             ax.set_xlabel(xlabel)
             ax.set_ylabel("latency (ms)")
@@ -387,25 +382,28 @@ def _flow(ctx: ReportContext) -> Chart:
         return _no_data(cid, title, "no checkout flow completed in the steady state")
     lines = [b for b in ctx.budget_lines if b.unit == "ms"]
     with matplotlib.rc_context(_RC):
-        fig = _figure((10.0, 3.8))
+        fig = _figure((10.0, 4.4))
         left, right = fig.subplots(1, 2)
+        single = len(ctx.flow_bins) == 1
         for i, bins in enumerate(ctx.flow_bins):
             color = f"C{i % 10}"
-            widths = [b - a for a, b in zip(bins.edges_ms, bins.edges_ms[1:], strict=False)]
-            left.bar(
-                bins.edges_ms[:-1],
+            # Outlined and see-through, so that two flows' durations can overlap readably.
+            left.stairs(
                 bins.counts,
-                width=widths,
-                align="edge",
+                bins.edges_ms,
+                fill=True,
                 color=color,
-                alpha=0.75,
+                alpha=0.45,
                 label=bins.request_key,
             )
-            for name, value, ls in (
+            left.stairs(bins.counts, bins.edges_ms, color=color, lw=1.2)
+            # Percentile marks for one flow only; with several the right panel compares them.
+            marks = (
                 ("p50", bins.p50_ms, "-"),
                 ("p95", bins.p95_ms, "-."),
                 ("p99", bins.p99_ms, ":"),
-            ):
+            )
+            for name, value, ls in marks if single else ():
                 if value is not None:
                     left.axvline(
                         value, color="#333333", ls=ls, lw=1, label=f"{name} {value:,.0f} ms"
@@ -420,10 +418,11 @@ def _flow(ctx: ReportContext) -> Chart:
         left.set_xlabel(
             "flow duration (ms)" + (", log scale" if any(b.log_x for b in ctx.flow_bins) else "")
         )
-        left.set_ylabel("flows")
+        left.set_ylabel("flows (count)")
+        left.set_ylim(bottom=0)
         left.set_title("How long flows took")
         if ctx.flow_bins:
-            left.legend(loc="upper right")
+            left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2, frameon=False)
         colors = {c.request_key: f"C{i % 10}" for i, c in enumerate(ctx.flow_curves)}
         _low, high = _plot_curves(right, ctx.flow_curves, colors, ctx.budget_lines)
         _hdr_axes(right, max(max(c.x) for c in ctx.flow_curves))
@@ -435,6 +434,6 @@ def _flow(ctx: ReportContext) -> Chart:
         right.set_ylim(0, max(high * 1.1, 1.0))
         right.set_ylabel("flow duration (ms)")
         right.set_title("Percentile distribution")
-        right.legend(loc="upper left")
+        right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=1, frameon=False)
         fig.suptitle(title, fontweight="bold", fontsize=10)
         return Chart(cid, title, _svg(fig, cid, title))

@@ -271,7 +271,8 @@ def build_report_context(
         budgets=rows,
         requests=tuple(_request_row(s) for s in result.requests),
         total=_request_row(result.total, is_total=True),
-        ramp=tuple(_request_row(s) for s in result.ramp),
+        # Names that sent nothing before the steady state would only fill the ramp table.
+        ramp=tuple(_request_row(s) for s in result.ramp if s.count),
         ramp_total=_sum_rows(result.ramp) if len(result.ramp) > 1 else None,
         locust_requests=tuple(_request_row(s) for s in result.locust_requests),
         failures=tuple(
@@ -565,10 +566,13 @@ def distribution_bins(s: RequestStats) -> DistributionBins | None:
     log_x = high > 20.0 * max(low, 0.001)
     if high <= low:
         edges = np.array([low * 0.95, high * 1.05 + 0.001])
-    elif log_x:
-        edges = np.geomspace(max(low, 0.001), high, FLOW_BINS + 1)
     else:
-        edges = np.linspace(low, high, FLOW_BINS + 1)
+        # Rice's rule (2 n^(1/3) bins), capped: a few flows get a few wide bins.
+        n_bins = min(FLOW_BINS, max(5, math.ceil(2.0 * s.count ** (1.0 / 3.0))))
+        if log_x:
+            edges = np.geomspace(max(low, 0.001), high, n_bins + 1)
+        else:
+            edges = np.linspace(low, high, n_bins + 1)
     binned, edges = np.histogram(values_ms, bins=edges, weights=weights)
     p50, p95, p99 = _clamp_to_max(percentiles_ms(s, (50.0, 95.0, 99.0)), s.max_ms)
     return DistributionBins(

@@ -25,7 +25,7 @@ from harness.report.format import (
 MD_MAX_REASONS = 3
 MD_MAX_BROKEN = 8
 MD_MAX_MARGINAL = 5
-MD_MAX_REQUESTS = 12
+MD_MAX_REQUESTS = 16  # paybench's own scenarios name 15
 MD_MAX_NAME_CHARS = 60
 
 

@@ -254,7 +254,12 @@ def test_without_checkouts_the_basis_is_every_request() -> None:
     a = analyse(steps)
     assert a.basis == "requests"
     assert "30 requests/s" in a.sentence
-    assert "no expected peak given" in a.sentence
+    assert a.sentence == (
+        "One instance holds the budgets up to at least 30 requests/s (3 users): "
+        "capacity not reached up to 3 users. No expected peak was given "
+        "(--expected-peak-rps, or capacity.expected_peak_rps in budgets.yaml), "
+        "so no headroom is stated."
+    )
 
 
 # --------------------------------------------------------------------------- stop rules

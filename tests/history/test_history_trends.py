@@ -11,6 +11,7 @@ from harness.trends import (
     detect_change_points,
     mann_kendall,
     pooled_t_test,
+    student_t_quantile,
     student_t_two_sided_p,
 )
 
@@ -34,6 +35,14 @@ from harness.trends import (
 def test_student_t_matches_table_values(t: float, df: float, p: float) -> None:
     assert student_t_two_sided_p(t, df) == pytest.approx(p, rel=1e-6, abs=1e-12)
     assert student_t_two_sided_p(-t, df) == pytest.approx(p, rel=1e-6, abs=1e-12)
+
+
+def test_student_t_quantile_inverts_the_distribution() -> None:
+    assert student_t_quantile(0.95, 10) == pytest.approx(2.22813885, rel=1e-8)
+    assert student_t_quantile(0.99, 29) == pytest.approx(2.75638590, rel=1e-8)
+    assert student_t_quantile(0.95, 1) == pytest.approx(12.7062047, rel=1e-8)
+    with pytest.raises(ValueError, match="confidence"):
+        student_t_quantile(1.0, 5)
 
 
 @pytest.mark.parametrize("t", [0.1, 0.5, 1.0, 2.0, 5.0, 30.0, 500.0])

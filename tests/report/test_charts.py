@@ -59,7 +59,7 @@ def test_axes_carry_their_units(charts):
     assert "percentile (log scale of 1/(1 - percentile))" in distribution
     assert {"50 %", "90 %", "99 %"} <= set(distribution)
     flow = texts(charts["chart-flow"])
-    assert "flow duration (ms)" in flow and "flows" in flow
+    assert "flow duration (ms)" in flow and "flows (count)" in flow
 
 
 def test_budgets_and_the_steady_state_are_drawn(charts):
@@ -73,7 +73,7 @@ def test_budgets_and_the_steady_state_are_drawn(charts):
     assert "stroke-dasharray" in charts["chart-latency-get-api-plans"].svg
     # 100 ms over a health check of ~5 ms would flatten its lines: named, not drawn.
     health = texts(charts["chart-latency-get-api-health"])
-    assert "above the chart: budget p95 < 100 ms" in health
+    assert "budget p95 < 100 ms (above)" in health
     assert "budget p95 < 100 ms" not in health
     assert OFF_SCALE_FACTOR > 1
 

@@ -1,0 +1,173 @@
+"""`run_capacity` (what `paybench capacity` calls) against the reference target.
+
+The target is given a known capacity: the checkout route group (POST
+/api/payments/v2/initiate) serves ``servers`` requests at once, each for a fixed
+``service_ms`` (PhonePe's simulated pay call set to zero), so it cannot complete more than
+servers / service time initiations per second: the truth. Every other route is left
+unlimited and fast, so that the checkouts are what saturates.
+
+The budgets written here only limit the initiation's p95 at 1.5 s, fifteen service times:
+the budgets hold while the queue grows past the knee, so the budget capacity (the best
+held step) is a saturated step and must meet the truth. With a tight latency budget the
+capacity would rightly be lower than the saturation; docs/capacity.md says so.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.capacity_run import run_capacity
+from harness.errors import ConfigError
+
+BUDGETS = """\
+version: 1
+requests:
+  "POST /api/payments/v2/initiate":
+    p95: "< 1500ms"
+    error_rate: "< 1%"
+"""
+# Short journeys: PhonePe's schedule 50 times faster and the payer at 0.05-0.15 s, so a
+# checkout user makes about one checkout a second and few users saturate the target.
+FAST_JOURNEYS = {"time-scale": "0.02", "payer-delay": "5", "think-time": "0.5"}
+STEP_TIME_S = 5.0
+
+
+def _budgets(tmp_path: Path) -> Path:
+    path = tmp_path / "budgets.yaml"
+    path.write_text(BUDGETS, encoding="utf-8")
+    return path
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("servers", "service_ms", "start_users", "step_users"),
+    [
+        pytest.param(2, 100.0, 10, 10, id="20-checkouts-per-s"),
+        pytest.param(5, 100.0, 20, 20, id="50-checkouts-per-s"),
+    ],
+)
+def test_the_capacity_of_a_known_target_is_within_ten_percent(
+    tmp_path: Path, servers: int, service_ms: float, start_users: int, step_users: int
+) -> None:
+    truth = servers / (service_ms / 1000.0)
+    max_users = start_users + 11 * step_users  # far past the knee: the run must stop itself
+    lines: list[str] = []
+    started = time.monotonic()
+    result = run_capacity(
+        host=None,
+        budgets_path=_budgets(tmp_path),
+        start_users=start_users,
+        step_users=step_users,
+        step_time_s=STEP_TIME_S,
+        max_users=max_users,
+        expected_peak_rps=None,
+        out=tmp_path / "reports",
+        target_overrides={
+            "capacity.checkout": servers,
+            "routes.initiate.median_ms": service_ms,
+            "routes.initiate.p99_ms": service_ms,
+            "phonepe.pay.median_ms": 0,
+            "phonepe.pay.p99_ms": 0,
+        },
+        scenario_options=FAST_JOURNEYS,
+        progress=lines.append,
+    )
+    elapsed = time.monotonic() - started
+    a = result.analysis
+    summary = "\n".join([*lines, *(f"{s.users}: {s.checkout_rps:.1f}/s" for s in a.steps)])
+
+    assert a.basis == "checkouts", summary
+    assert a.capacity_rate == pytest.approx(truth, rel=0.10), summary
+    assert a.saturation.reached, summary
+    assert a.saturation.rate == pytest.approx(truth, rel=0.10), summary
+    # It stopped by itself, well before the last planned step.
+    assert a.stop is not None and a.stop.reason in ("throughput flat", "budgets broken"), summary
+    assert a.steps[-1].users < max_users, summary
+    assert elapsed < 12 * STEP_TIME_S + 30, summary
+    # The answer is where the review reads it.
+    html = (result.run_dir / "capacity.html").read_text(encoding="utf-8")
+    md = (result.run_dir / "capacity.md").read_text(encoding="utf-8")
+    assert a.sentence.startswith("One instance holds the budgets up to")
+    assert "checkouts/s" in a.sentence
+    assert html.count("<svg") == 2 and a.sentence.split(";")[0] in html
+    assert a.sentence.split(";")[0] in md
+    assert result.exit_code == 0
+    assert any(line.startswith("step 1/") for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"start_users": 0},
+            "--start-users 0: must be 1 or more",
+        ),
+        (
+            {"start_users": 50, "max_users": 20},
+            "--max-users 20 is below --start-users 50; raise --max-users",
+        ),
+        (
+            {"step_time_s": 1.0},
+            "--step-time 1s: a step needs at least 3 s (the users are reached within about "
+            "2 s and must settle before it is measured)",
+        ),
+        (
+            {"expected_peak_rps": -5.0},
+            "--expected-peak-rps -5: must be above 0 (requests/s of the whole traffic at the "
+            "expected peak)",
+        ),
+    ],
+)
+def test_option_mistakes_are_one_line_before_anything_starts(
+    tmp_path: Path, options: dict[str, float], message: str
+) -> None:
+    args = {
+        "host": None,
+        "budgets_path": _budgets(tmp_path),
+        "start_users": 10,
+        "step_users": 10,
+        "step_time_s": 5.0,
+        "max_users": 50,
+        "expected_peak_rps": None,
+        "out": tmp_path / "reports",
+        **options,
+    }
+    with pytest.raises(ConfigError) as err:
+        run_capacity(**args)  # type: ignore[arg-type]
+    assert err.value.message == message
+    assert not (tmp_path / "reports").exists()  # no run folder for a mistake
+
+
+def test_a_host_that_may_not_be_loaded_is_refused_before_any_request(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        run_capacity(
+            host="https://payments.example.invalid",
+            budgets_path=_budgets(tmp_path),
+            start_users=10,
+            step_users=10,
+            step_time_s=5.0,
+            max_users=50,
+            expected_peak_rps=None,
+            out=tmp_path / "reports",
+        )
+    assert "payments.example.invalid" in err.value.message
+    assert not (tmp_path / "reports").exists()
+
+
+def test_a_missing_budgets_file_names_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError) as err:
+        run_capacity(
+            host=None,
+            budgets_path=missing,
+            start_users=10,
+            step_users=10,
+            step_time_s=5.0,
+            max_users=50,
+            expected_peak_rps=None,
+            out=tmp_path / "reports",
+        )
+    assert err.value.message.startswith(f"{missing}: file not found")

@@ -1,0 +1,147 @@
+"""Plain ``locust --headless`` runs of payments.py against the reference target, on loopback.
+
+Each run is bounded by its profile's run time (or a shape that stops by itself) and by a
+subprocess timeout; the targets are stopped by the fixture.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from locust_runs import run_locust
+
+from harness import catalogue
+
+pytestmark = pytest.mark.e2e
+
+HTTP_NAMES = [key for key in catalogue.ALL if key[0] != "FLOW"]
+FLOWS = [key for key in catalogue.ALL if key[0] == "FLOW"]
+# The reference target injects faults per route; the message names the route.
+ROUTE_OF = {
+    catalogue.PLANS: "plans",
+    catalogue.INITIATE: "initiate",
+    catalogue.STATUS: "status",
+    catalogue.SUBSCRIPTION: "subscriptions",
+    catalogue.WEBHOOK_COMPLETED: "webhook",
+    catalogue.WEBHOOK_FAILED: "webhook",
+    catalogue.WEBHOOK_DUPLICATE: "webhook",
+}
+HEALTH_NAMES = [
+    catalogue.HEALTH,
+    catalogue.HEALTH_DATABASE,
+    catalogue.HEALTH_REDIS,
+    catalogue.HEALTH_PAYMENTS,
+]
+
+
+def test_smoke_profile_exercises_every_request_name_without_failures(
+    reference_target, tmp_path: Path
+) -> None:
+    target = reference_target()
+    run = run_locust(target.url, tmp_path)
+
+    assert run.returncode == 0, run.log[-3000:]
+    missing = [key for key in catalogue.ALL if run.count(key) == 0]
+    assert not missing, f"no requests for {missing}\n{run.log[-3000:]}"
+    failed = {key: run.failed(key) for key in catalogue.ALL if run.failed(key)}
+    assert not failed, f"failures {failed}: {run.failures}"
+    assert run.failures == []
+    # Forged webhooks were sent and every one was rejected (a 2xx would be a failure).
+    assert run.count(catalogue.WEBHOOK_FORGED) > 0
+    assert run.failed(catalogue.WEBHOOK_FORGED) == 0
+    for flow in FLOWS:
+        assert run.count(flow) > 0, flow
+    # Nothing but the catalogue: ids never leak into names.
+    assert set(run.entries) == set(catalogue.ALL)
+
+
+def test_injected_errors_fail_under_the_right_names_with_clear_messages(
+    reference_target, tmp_path: Path
+) -> None:
+    target = reference_target(error_rate=0.3)
+    run = run_locust(target.url, tmp_path, "--run-time", "6s", "--exit-code-on-error", "0")
+
+    assert run.returncode == 0, run.log[-3000:]
+    for key in (catalogue.PLANS, catalogue.INITIATE, catalogue.STATUS):
+        assert run.failed(key) > 0, (key, run.entries.get(key))
+    # The target never injects faults into health checks, nor into a rejected forgery.
+    for key in [*HEALTH_NAMES, catalogue.WEBHOOK_FORGED]:
+        assert run.count(key) == 0 or run.failed(key) == 0, key
+
+    assert run.failures, "no failure rows"
+    for row in run.failures:
+        key = (row["Method"], row["Name"])
+        error = row["Error"]
+        if key in ROUTE_OF:
+            expected = 201 if key == catalogue.INITIATE else 200
+            assert f"expected {expected}, got 500: " in error, row
+            assert f"route '{ROUTE_OF[key]}'" in error, row
+        elif key == catalogue.FLOW_CHECKOUT:
+            assert "no order: initiate failed (see POST /api/payments/v2/initiate)" in error, row
+        else:
+            raise AssertionError(f"unexpected failure row {row}")
+    total = sum(int(row["Occurrences"]) for row in run.failures)
+    assert total == sum(run.failed(key) for key in run.entries)
+
+
+FIXED_ROUTES_MS = 20
+FIXED_MODEL = {
+    # Fixed service times (p99 = median) so that a 5x slowdown stands out of any noise.
+    **{f"routes.{route}.median_ms": FIXED_ROUTES_MS for route in set(ROUTE_OF.values())},
+    **{f"routes.{route}.p99_ms": FIXED_ROUTES_MS for route in set(ROUTE_OF.values())},
+    "phonepe.pay.median_ms": 10,
+    "phonepe.pay.p99_ms": 10,
+    "phonepe.order_status.median_ms": 5,
+    "phonepe.order_status.p99_ms": 5,
+}
+
+
+def test_a_slower_target_is_slower_under_the_right_names(reference_target, tmp_path: Path) -> None:
+    base = run_locust(reference_target(**FIXED_MODEL).url, tmp_path / "base", "--run-time", "6s")
+    slow = run_locust(
+        reference_target(**FIXED_MODEL, slowdown=5.0).url, tmp_path / "slow", "--run-time", "6s"
+    )
+
+    for run in (base, slow):
+        assert run.returncode == 0, run.log[-3000:]
+        assert run.failures == []
+    for key in (catalogue.PLANS, catalogue.INITIATE, catalogue.STATUS, catalogue.SUBSCRIPTION):
+        base_ms, slow_ms = base.median_ms(key), slow.median_ms(key)
+        # 5 x 20 ms of service time (and more for PhonePe's calls) under exactly this name.
+        assert slow_ms >= 0.9 * 5 * FIXED_ROUTES_MS, (key, base_ms, slow_ms)
+        assert slow_ms >= 1.5 * base_ms, (key, base_ms, slow_ms)
+
+
+def test_a_bad_knob_stops_locust_with_one_line(tmp_path: Path) -> None:
+    run = run_locust(
+        "http://127.0.0.1:9", tmp_path, "--time-scale", "0", "--run-time", "1s", profile=None
+    )
+    assert run.returncode == 2, run.log
+    lines = [line for line in run.log.splitlines() if "paybench scenarios" in line]
+    assert lines == [
+        "paybench scenarios: --time-scale 0: must be above 0 (1 = PhonePe's real schedule, "
+        "0.02 = 50x faster)"
+    ]
+    assert "Traceback" not in run.log
+
+
+def test_steps_shape_holds_each_step_and_stops_by_itself(reference_target, tmp_path: Path) -> None:
+    target = reference_target()
+    run = run_locust(
+        target.url,
+        tmp_path,
+        "--shape", "steps",
+        "--step-start-users", "2",
+        "--step-users", "2",
+        "--step-max-users", "4",
+        "--step-time", "2s",
+        "--time-scale", "0.02",
+        profile=None,
+    )  # fmt: skip
+    assert run.returncode == 0, run.log[-3000:]
+    ramps = re.findall(r"Ramping to (\d+) users", run.log)
+    assert ramps[:2] == ["2", "4"], run.log[-3000:]
+    assert "Shape test completed" in run.log
+    assert run.count(catalogue.INITIATE) > 0
