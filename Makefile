@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint clean-venv
+.PHONY: run test lint clean-venv browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -589,6 +589,11 @@ class CapacityAnalysis:
         return BASIS_UNIT[self.basis]
 
     @property
+    def is_lower_bound(self) -> bool:
+        """No budget broke and throughput did not saturate: the capacity lies higher."""
+        return self.capacity.first_broken is None and not self.saturation.reached
+
+    @property
     def capacity_rate(self) -> float | None:
         held = self.capacity.held
         return None if held is None else held.rate(self.basis)
@@ -655,27 +660,29 @@ def review_sentence(a: CapacityAnalysis) -> str:
     extra = f"{_about(held.throughput_rps)} requests/s, " if a.basis == "checkouts" else ""
     where = f"({extra}{held.users} users)"
     rate = _about(held.rate(a.basis))
+    # Neither a break nor a knee: the capacity is only a lower bound, and so is the headroom.
+    lower_bound = a.is_lower_bound
     if broke is not None:
         head = f"One instance holds the budgets up to about {rate} {unit} {where}"
-    elif a.saturation.reached and a.saturation.rate is not None:
+    elif not lower_bound:
         head = f"One instance holds the budgets up to its saturation, about {rate} {unit} {where}"
     else:
-        head = (
-            f"One instance holds the budgets up to at least {rate} {unit} {where}: "
-            f"capacity not reached up to {a.steps[-1].users} users"
-        )
+        head = f"One instance holds the budgets up to at least {rate} {unit} {where}"
     if a.headroom is not None and a.expected_peak_rps is not None:
         peak = f"the expected peak of {_about(a.expected_peak_rps)} requests/s"
         if a.headroom >= 1.0:
-            head += f", {a.headroom:.1f}x {peak}"
+            head += f", {'at least ' if lower_bound else ''}{a.headroom:.1f}x {peak}"
+        elif lower_bound:
+            head += f", at least {a.headroom:.1f}x {peak}: not yet shown to reach it"
         else:
             head += f", only {a.headroom:.1f}x {peak}: below the expected peak"
+    last = a.steps[-1].users
     if broke is not None:
         text = f"{head}; {_first_break(broke)} at {broke.users} users."
-    elif a.saturation.reached:
-        text = f"{head}; no budget broke up to {a.steps[-1].users} users."
+    elif not lower_bound:
+        text = f"{head}; no budget broke up to {last} users."
     else:
-        text = f"{head}."
+        text = f"{head}; capacity not reached up to {last} users (no budget broke, no knee)."
     if a.expected_peak_rps is None:
         text += (
             " No expected peak was given (--expected-peak-rps, or capacity.expected_peak_rps"

@@ -52,6 +52,7 @@ from harness.errors import (
     EXIT_BUDGET_BROKEN,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_UNJUDGEABLE,
     ConfigError,
     TargetError,
 )
@@ -72,9 +73,11 @@ from harness.recording import CPU_SATURATED_PCT, HDR_FILE, LIVE_FILE, load_recor
 
 PROFILE = "capacity"
 BUDGETS_SNAPSHOT = "budgets.yaml"
-# The scenario knobs of a capacity run unless the caller sets others: PhonePe's timing ten
-# times faster (as the stress profile), so that journeys end within a step.
-SCENARIO_DEFAULTS: Mapping[str, str] = {"time-scale": "0.1"}
+# The scenario knobs of a capacity run unless the caller sets others: PhonePe's timing 50
+# times faster (as the smoke profile). The time scale shrinks the payer's delay and the
+# polling schedule together, so the requests per checkout stay those of real time while a
+# journey (about 1-2 s) ends well within a step and the steps settle quickly.
+SCENARIO_DEFAULTS: Mapping[str, str] = {"time-scale": "0.02"}
 MIN_STEP_TIME_S = 3.0
 # Budgets judged on the live lines: the figures those lines carry (p95 and avg per interval).
 LIVE_METRICS = ("avg", "p95", "error_rate", "rps")
@@ -105,13 +108,17 @@ class CapacityResult:
 
     @property
     def exit_code(self) -> int:
-        """0: answered. 1: the capacity lies below the expected peak (or there is none: the
-        first step broke a budget). 130: interrupted (what was measured is reported)."""
+        """0: answered. 1: the capacity lies below the expected peak, or there is none (the
+        first step broke a budget). 3: the steps never reached the expected peak, nor a
+        break or a knee, so the question stays open (raise --max-users). 130: interrupted
+        (what was measured is reported)."""
         if self.interrupted:
             return EXIT_INTERRUPTED
         a = self.analysis
-        if a.capacity.held is None or (a.headroom is not None and a.headroom < 1.0):
+        if a.capacity.held is None:
             return EXIT_BUDGET_BROKEN
+        if a.headroom is not None and a.headroom < 1.0:
+            return EXIT_UNJUDGEABLE if a.is_lower_bound else EXIT_BUDGET_BROKEN
         return EXIT_OK
 
 
@@ -627,6 +634,8 @@ def _run_until_stopped(plan: LocustPlan, monitor: _LiveMonitor, deadline_s: floa
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+    if stop is None and not interrupted:
+        monitor.poll()  # the progress line of the last step (the shape ended the run)
     return _Run(proc.returncode, interrupted, stop, started_at, _now_iso(), tuple(cmd))
 
 

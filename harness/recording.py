@@ -14,6 +14,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -36,6 +37,7 @@ from harness.stats import (
     UNIT,
     Histogram,
     decode_histogram,
+    encode_histogram,
     merge_histograms,
     percentile_ms,
 )
@@ -51,6 +53,8 @@ CPU_SATURATED_PCT = 90.0
 # Paced users that achieved less than (100 - this) % of their intended iterations.
 PACED_SHORTFALL_PCT = 10.0
 TIMELINE_PERCENTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0}
+
+Key = tuple[str, str]  # (request_type, name)
 
 
 @dataclass(frozen=True)
@@ -626,3 +630,241 @@ def format_header(interval_s: float) -> dict[str, Any]:
 
 def finite_or_none(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else value
+
+
+# -- merging and writing (used by harness.plugin in the master, or the only process) -------
+#
+# A payload (``harness.plugin.Recorder.take``) is a dict: "process", "sent_epoch",
+# "entries" and "paced" (rows ``[type, name, interval index, count, failures, cut_off,
+# sum_ns, min_ns, max_ns, histogram]``, the histogram a `Histogram` or its encoding),
+# "failures" (rows ``[type, name, message, count, first_epoch, last_epoch]``), "cpu" (rows
+# ``[epoch, cpu_pct]``) and "paced_classes" (``{class: [pacing_s, users, intended,
+# achieved]}``, a snapshot that replaces the process's previous one).
+
+
+@dataclass
+class _Interval:
+    count: int = 0
+    failures: int = 0
+    cut_off: int = 0
+    sum_ns: int = 0
+    min_ns: int | None = None
+    max_ns: int | None = None
+    histogram: Histogram | None = None
+    encoded: str | None = None
+
+    def add(
+        self,
+        count: int,
+        failures: int,
+        cut_off: int,
+        sum_ns: int,
+        low: Any,
+        high: Any,
+        h: Histogram,
+    ) -> None:
+        self.count += count
+        self.failures += failures
+        self.cut_off += cut_off
+        self.sum_ns += sum_ns
+        if low is not None:
+            self.min_ns = low if self.min_ns is None else min(self.min_ns, low)
+        if high is not None:
+            self.max_ns = high if self.max_ns is None else max(self.max_ns, high)
+        if self.histogram is None:
+            self.histogram = decode_histogram(self.encoded) if self.encoded else None
+            self.encoded = None
+        if self.histogram is None:
+            self.histogram = h
+        else:
+            self.histogram.add(h)
+
+    def encode(self) -> str:
+        if self.encoded is None:
+            self.encoded = encode_histogram(self.histogram or Histogram())
+            self.histogram = None
+        return self.encoded
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "failures": self.failures,
+            "cut_off": self.cut_off,
+            "sum_ns": self.sum_ns,
+            "min_ns": self.min_ns,
+            "max_ns": self.max_ns,
+        }
+
+
+@dataclass
+class _Entry:
+    whole: _Interval = field(default_factory=_Interval)
+    intervals: dict[int, _Interval] = field(default_factory=dict)
+
+
+class Aggregator:
+    """Merges payloads from `Recorder.take` (any number of processes), losslessly."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self.entries: dict[Key, _Entry] = {}
+        self.paced_entries: dict[Key, _Entry] = {}
+        self.failures: dict[tuple[str, str, str], list[float]] = {}
+        self.cpu: list[dict[str, Any]] = []
+        self.paced_classes: dict[str, dict[str, list[float]]] = {}
+        self.sent_epoch: dict[str, float] = {}
+
+    def apply(self, payload: dict[str, Any]) -> None:
+        process = str(payload.get("process", "?"))
+        self.sent_epoch[process] = float(payload.get("sent_epoch", time.time()))
+        for row in payload.get("entries", ()):
+            self._add(self.entries, row)
+        for row in payload.get("paced", ()):
+            self._add(self.paced_entries, row)
+        for t, n, m, count, first, last in payload.get("failures", ()):
+            row = self.failures.get((t, n, m))
+            if row is None:
+                self.failures[(t, n, m)] = [count, first, last]
+            else:
+                row[0] += count
+                row[1] = min(row[1], first)
+                row[2] = max(row[2], last)
+        for epoch, pct in payload.get("cpu", ()):
+            self.cpu.append({"epoch": epoch, "process": process, "cpu_pct": pct})
+        if payload.get("paced_classes"):
+            self.paced_classes[process] = payload["paced_classes"]
+
+    def _add(self, table: dict[Key, _Entry], row: list[Any]) -> None:
+        request_type, name, index, count, fails, cut_off, sum_ns, low, high, h = row
+        if isinstance(h, str):
+            h = decode_histogram(h)
+        entry = table.get((request_type, name))
+        if entry is None:
+            entry = table[(request_type, name)] = _Entry()
+        entry.whole.add(count, fails, cut_off, sum_ns, low, high, h.copy())
+        interval = entry.intervals.get(index)
+        if interval is None:
+            interval = entry.intervals[index] = _Interval()
+        interval.add(count, fails, cut_off, sum_ns, low, high, h)
+
+    def compact(self, before_index: int) -> None:
+        """Encode old intervals' histograms (small text instead of arrays)."""
+        for table in (self.entries, self.paced_entries):
+            for entry in table.values():
+                for index, interval in entry.intervals.items():
+                    if index < before_index and interval.histogram is not None:
+                        interval.encode()
+
+    # -- reading while running (progress) --------------------------------------------------
+
+    def complete_index(self, now: float, processes: list[str] | None) -> int:
+        """The newest interval every process has reported in full."""
+        if processes:
+            seen = [self.sent_epoch.get(p) for p in processes]
+            if any(s is None for s in seen):
+                return int(now / self.interval_s) - 2
+            now = min(s for s in seen if s is not None)
+        return int(now / self.interval_s) - 1
+
+    def progress(self, index: int) -> dict[str, Any]:
+        requests = failures = cut_off = 0
+        last_requests = 0
+        keys = {}
+        for (request_type, name), entry in sorted(self.entries.items()):
+            whole = entry.whole
+            if request_type != FLOW_TYPE:
+                requests += whole.count
+                failures += whole.failures
+                cut_off += whole.cut_off
+            last = entry.intervals.get(index)
+            if last is not None and last.encoded is not None:
+                last = None  # compacted: too old to be the last interval
+            if last is not None and request_type != FLOW_TYPE:
+                last_requests += last.count
+            keys[f"{request_type} {name}" if request_type else name] = {
+                **_summary(whole),
+                "last": _summary(last) if last is not None else _summary(_Interval()),
+            }
+        return {
+            "requests": requests,
+            "failures": failures,
+            "cut_off": cut_off,
+            "rps": last_requests / self.interval_s,
+            "interval_index": index,
+            "interval_start_epoch": index * self.interval_s,
+            "per_request": keys,
+        }
+
+    # -- the file ----------------------------------------------------------------------------
+
+    def document(self, meta: dict[str, Any]) -> dict[str, Any]:
+        def entries(table: dict[Key, _Entry]) -> list[dict[str, Any]]:
+            out = []
+            for (request_type, name), entry in sorted(table.items()):
+                whole = entry.whole
+                out.append(
+                    {
+                        "type": request_type,
+                        "name": name,
+                        **whole.to_json(),
+                        "histogram": whole.encode(),
+                        "intervals": [
+                            {"index": index, **interval.to_json(), "histogram": interval.encode()}
+                            for index, interval in sorted(entry.intervals.items())
+                        ],
+                    }
+                )
+            return out
+
+        paced_classes: dict[str, list[float]] = {}
+        for per_process in self.paced_classes.values():
+            for user_class, (pacing_s, users, intended, achieved) in per_process.items():
+                row = paced_classes.setdefault(user_class, [pacing_s, 0, 0.0, 0])
+                row[1] += users
+                row[2] += intended
+                row[3] += achieved
+        cpu = sorted(self.cpu, key=lambda c: c["epoch"])
+        return {
+            **format_header(self.interval_s),
+            **meta,
+            "entries": entries(self.entries),
+            "failures": [
+                {
+                    "type": t,
+                    "name": n,
+                    "message": m,
+                    "count": int(c),
+                    "first_epoch": f,
+                    "last_epoch": la,
+                }
+                for (t, n, m), (c, f, la) in sorted(self.failures.items())
+            ],
+            "generator": {
+                "cpu": cpu,
+                "max_cpu_pct": max((c["cpu_pct"] for c in cpu), default=None),
+            },
+            "paced": {
+                "user_classes": [
+                    {
+                        "user_class": name,
+                        "pacing_s": pacing_s,
+                        "users": int(users),
+                        "intended_iterations": intended,
+                        "achieved_iterations": int(achieved),
+                    }
+                    for name, (pacing_s, users, intended, achieved) in sorted(paced_classes.items())
+                ],
+                "entries": entries(self.paced_entries),
+            },
+        }
+
+
+def _summary(interval: _Interval) -> dict[str, Any]:
+    h = interval.histogram
+    p95 = percentile_ms(h, 95) if h is not None else None
+    return {
+        "count": interval.count,
+        "failures": interval.failures,
+        "avg_ms": interval.sum_ns / interval.count / NS_PER_MS if interval.count else None,
+        "p95_ms": p95,
+    }

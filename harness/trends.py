@@ -333,8 +333,12 @@ def detect_change_points(
             weakest = min(range(len(points)), key=lambda i: points[i].magnitude)
             if points[weakest].magnitude > min_magnitude:
                 break
-        del cuts[weakest]
-        points = _with_stats(x, cuts)
+        del cuts[weakest], points[weakest]
+        # Only the two neighbours of the removed point see a different interval.
+        edges = [0, *cuts, len(x)]
+        for i in (weakest - 1, weakest):
+            if 0 <= i < len(points):
+                points[i] = _test(x, (edges[i], edges[i + 1]), (edges[i + 1], edges[i + 2]))
     return points
 
 

@@ -733,3 +733,14 @@ class HealthProber(PaybenchUser):
                 method, config.path(suffix), name, 200,
                 check=lambda doc, full=full: rules.health_problem(doc, full),
             )  # fmt: skip
+
+
+if __name__ == "__main__":
+    # Locust 2.47 prints --help before it imports the locustfile (locust issue #2917), so
+    # `locust -f payments.py --help` lacks the options above; `python payments.py --help`
+    # prints Locust's help with them.
+    from locust.argument_parser import get_parser
+
+    if sys.argv[1:] not in (["--help"], ["-h"]):
+        sys.exit("usage: python locustfiles/payments.py --help (run it with: locust -f ...)")
+    get_parser().print_help()

@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import ConfigError
 from harness.model import Budgets, RunResult, Verdict
 from harness.report.charts import Chart, render_charts
 from harness.report.context import ReportContext, build_report_context
@@ -64,6 +65,8 @@ def write_reports(
 ) -> ReportFiles:
     """Render and write report.html, summary.md and junit.xml into ``run_dir``."""
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: no such run folder; the reports go into an existing one")
     ctx = build_report_context(result, verdict, budgets)
     files = ReportFiles(
         html=run_dir / HTML_FILE, markdown=run_dir / MARKDOWN_FILE, junit=run_dir / JUNIT_FILE

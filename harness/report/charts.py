@@ -26,6 +26,8 @@ BUDGET_COLOR = "#c0392b"
 STEADY_COLOR = "#2a9d8f"
 USERS_COLOR = "#7f7f7f"
 WIDE_IN = (10.0, 3.6)
+LEGEND_ROWS = 20  # more request names than this: a two-column legend
+LEGEND_CHARS = 48  # request names are shortened to this in legends
 OFF_SCALE_FACTOR = 4.0  # a budget this many times above the highest point is not drawn
 SMALL_IN = (5.2, 3.3)
 # Text stays text in the SVG (smaller files; the page's font draws it).
@@ -296,7 +298,11 @@ def _latency_over_time(ctx: ReportContext, colors: dict[str, str]) -> list[Chart
 
 
 def _wrap_title(text: str, width: int = 52) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    """Shortened in the middle: request names differ at their ends (ids, [variants])."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) * 2 // 5
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
 
 
 # No tick at 0 %: it sits on the left edge, too close to 50 % to read.
@@ -329,7 +335,8 @@ def _plot_curves(
     low, high = math.inf, 0.0
     for i, c in enumerate(curves):
         color = colors.get(c.request_key, matplotlib.colors.to_hex(f"C{i % 10}"))
-        ax.plot(c.x, c.values_ms, color=color, lw=1.5, label=f"{c.request_key} (n={c.count:,})")
+        label = f"{_wrap_title(c.request_key, LEGEND_CHARS)} (n={c.count:,})"
+        ax.plot(c.x, c.values_ms, color=color, lw=1.5, label=label)
         positive = [v for v in c.values_ms if v > 0]
         low = min([low, *positive])
         high = max([high, *c.values_ms])
@@ -349,8 +356,11 @@ def _distribution(ctx: ReportContext, colors: dict[str, str]) -> Chart:
     curves = ctx.latency_curves
     if not curves:
         return _no_data(cid, title, "no request completed in the steady state")
+    # The legend lists every name: the figure grows with it (else the axes collapse).
+    legend_cols = 1 if len(curves) <= LEGEND_ROWS else 2
+    rows = math.ceil((len(curves) + 1) / legend_cols)
     with matplotlib.rc_context(_RC):
-        fig = _figure((10.0, 4.6))
+        fig = _figure((10.0 if legend_cols == 1 else 12.0, max(4.6, 1.2 + 0.16 * rows)))
         ax = fig.add_subplot()
         low, high = _plot_curves(ax, curves, colors, ctx.budget_lines)
         max_x = max(max(c.x) for c in curves)
@@ -372,7 +382,7 @@ def _distribution(ctx: ReportContext, colors: dict[str, str]) -> Chart:
                 ms=5,
                 label="budget (▼ at its percentile)",
             )
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), ncols=1)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), ncols=legend_cols)
         return Chart(cid, title, _svg(fig, cid, title))
 
 
@@ -423,6 +433,17 @@ def _flow(ctx: ReportContext) -> Chart:
         left.set_title("How long flows took")
         if ctx.flow_bins:
             left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2, frameon=False)
+        else:
+            left.set_axis_off()
+            left.text(
+                0.5,
+                0.5,
+                "No histogram of the flows' durations:\nonly Locust's figures were recorded.",
+                ha="center",
+                va="center",
+                transform=left.transAxes,
+                color="#5d6d7e",
+            )
         colors = {c.request_key: f"C{i % 10}" for i, c in enumerate(ctx.flow_curves)}
         _low, high = _plot_curves(right, ctx.flow_curves, colors, ctx.budget_lines)
         _hdr_axes(right, max(max(c.x) for c in ctx.flow_curves))

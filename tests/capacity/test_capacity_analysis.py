@@ -151,8 +151,17 @@ def test_a_series_that_never_saturates_says_not_reached_up_to_its_last_step() ->
     assert sat.knee is None and sat.rate is None
     assert sat.note == "not reached up to 40 users"
     a = analyse(steps)
-    assert "not reached up to 40 users" in a.sentence
-    assert a.sentence.startswith("One instance holds the budgets up to at least 32 checkouts/s")
+    assert a.is_lower_bound
+    assert a.sentence.startswith(
+        "One instance holds the budgets up to at least 32 checkouts/s (260 requests/s, 40 users); "
+        "capacity not reached up to 40 users (no budget broke, no knee)."
+    )
+    a = analyse(steps, expected_peak_rps=100.0)
+    assert "at least 2.6x the expected peak of 100 requests/s;" in a.sentence
+    a = analyse(steps, expected_peak_rps=1000.0)
+    assert "at least 0.3x the expected peak of 1,000 requests/s: not yet shown to reach it" in (
+        a.sentence
+    )
 
 
 def test_a_noisy_plateau_is_found_and_its_level_is_the_median() -> None:
@@ -255,8 +264,8 @@ def test_without_checkouts_the_basis_is_every_request() -> None:
     assert a.basis == "requests"
     assert "30 requests/s" in a.sentence
     assert a.sentence == (
-        "One instance holds the budgets up to at least 30 requests/s (3 users): "
-        "capacity not reached up to 3 users. No expected peak was given "
+        "One instance holds the budgets up to at least 30 requests/s (3 users); "
+        "capacity not reached up to 3 users (no budget broke, no knee). No expected peak was given "
         "(--expected-peak-rps, or capacity.expected_peak_rps in budgets.yaml), "
         "so no headroom is stated."
     )

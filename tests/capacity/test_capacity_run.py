@@ -14,12 +14,14 @@ capacity would rightly be lower than the saturation; docs/capacity.md says so.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 import pytest
 
-from harness.capacity_run import run_capacity
+from harness.capacity import BrokenBudget, Step, analyse
+from harness.capacity_run import CapacityResult, run_capacity
 from harness.errors import ConfigError
 
 BUDGETS = """\
@@ -171,3 +173,45 @@ def test_a_missing_budgets_file_names_the_file(tmp_path: Path) -> None:
             out=tmp_path / "reports",
         )
     assert err.value.message.startswith(f"{missing}: file not found")
+
+
+def _result(steps: list[Step], peak: float | None) -> CapacityResult:
+    return CapacityResult(
+        run_dir=Path("."),
+        analysis=analyse(steps, expected_peak_rps=peak),
+        report_paths=(),
+        host="http://127.0.0.1:1",
+        target="reference",
+        planned_users=tuple(s.users for s in steps),
+    )
+
+
+def _step(users: int, checkouts: float, mean_ms: float, held: bool = True) -> Step:
+    broken = (
+        () if held else (BrokenBudget("p95 of payment initiation", "k", 3.0, "ms", "< 2", -50),)
+    )
+    return Step(
+        users=users,
+        duration_s=3.0,
+        throughput_rps=5 * checkouts,
+        checkout_rps=checkouts,
+        percentiles_ms={},
+        error_rate_pct=0.0,
+        budgets_held=held,
+        broken=broken,
+        mean_ms=mean_ms,
+    )
+
+
+def test_the_exit_code_says_whether_the_expected_peak_is_held() -> None:
+    rising = [_step(10, 10.0, 50.0), _step(20, 20.0, 50.0), _step(30, 30.0, 50.0)]
+    broke = [*rising, _step(40, 31.0, 400.0, held=False)]
+    assert _result(broke, peak=100.0).exit_code == 0  # 150 requests/s held: 1.5x
+    assert _result(broke, peak=200.0).exit_code == 1  # 0.75x: below the expected peak
+    assert _result(rising, peak=100.0).exit_code == 0  # at least 1.5x
+    assert _result(rising, peak=200.0).exit_code == 3  # at least 0.75x: not answered
+    assert _result(rising, peak=None).exit_code == 0
+    first_broke = [_step(10, 10.0, 500.0, held=False)]
+    assert _result(first_broke, peak=None).exit_code == 1
+    interrupted = dataclasses.replace(_result(broke, peak=100.0), interrupted=True)
+    assert interrupted.exit_code == 130

@@ -1,4 +1,4 @@
-"""report.html in a real browser: headless Chromium, no console error, every chart visible.
+"""report.html in a real browser (headless Chromium), and `paybench report` on a real run.
 
 Two reports are opened: one rendered from the literal sample run, and the one a real
 ``paybench run --profile smoke`` wrote. A screenshot (and a print to PDF) of each is saved
@@ -18,8 +18,6 @@ import pytest
 from harness.report import write_reports
 from tests.report.cdp_browser import Chromium, find_chromium
 from tests.report.sample_runs import SCRIPT, make_sample
-
-pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 LAPTOP = (1366, 768)
@@ -97,6 +95,7 @@ def check_page(seen: dict, html: Path) -> None:
     assert seen["pdf"].read_bytes().startswith(b"%PDF")
 
 
+@pytest.mark.browser
 def test_report_of_literal_data_in_chromium(chromium_path, tmp_path):
     files = write_reports(tmp_path, *make_sample())
     seen = open_report(chromium_path, files.html, tmp_path)
@@ -132,6 +131,7 @@ def smoke_run_dir(tmp_path_factory) -> Path:
 
 
 @pytest.mark.e2e
+@pytest.mark.browser
 def test_report_of_a_real_smoke_run_in_chromium(chromium_path, smoke_run_dir, tmp_path):
     html = tmp_path / "report.html"
     shutil.copy(smoke_run_dir / "report.html", html)  # the screenshot sits beside its page

@@ -129,3 +129,32 @@ def test_a_soak_length_run_is_plotted_in_minutes():
     soak = dataclasses.replace(result, timeline=points, steady_end_s=7200.0)
     charts = {c.id: c for c in render_charts(build_report_context(soak, verdict, budgets))}
     assert "time since start (min)" in texts(charts["chart-throughput"])
+
+
+def test_flows_without_histograms_say_so():
+    result, verdict, budgets = make_sample()
+    rounded = tuple(
+        dataclasses.replace(s, histogram=None, source="locust") for s in result.locust_requests
+    )
+    locust_only = dataclasses.replace(result, requests=rounded, ramp=(), exact=False)
+    charts = {c.id: c for c in render_charts(build_report_context(locust_only, verdict, budgets))}
+    flow = texts(charts["chart-flow"])
+    assert "only Locust's figures were recorded." in flow
+    assert "Percentile distribution" in flow  # Locust's p50 and p95 still make a curve
+
+
+def test_many_long_request_names_fit_their_legend():
+    result, verdict, budgets = make_sample()
+    long = "/api/a/really/long/request/name/that/goes/on/{}/and/on"
+    many = tuple(
+        stats_from("GET", long.format(i), [1000 * (i + 1)] * 3, 0, 50.0) for i in range(40)
+    )
+    wide = dataclasses.replace(result, requests=many)
+    # filterwarnings=error: a legend that collapsed the axes would fail here.
+    (chart,) = [
+        c
+        for c in render_charts(build_report_context(wide, verdict, budgets))
+        if c.id == "chart-distribution"
+    ]
+    labels = [t for t in texts(chart) if t.startswith("GET ")]
+    assert len(labels) == 40 and len(set(labels)) == 40  # shortened, still told apart

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from harness.errors import ConfigError
 from harness.model import BudgetResult, FailureRecord, RequestStats, RunResult, Verdict
 from harness.report import (
     build_report_context,
@@ -294,6 +295,12 @@ def test_write_reports_writes_the_three_files_and_a_rerender_gives_the_same_byte
     write_reports(tmp_path, *make_sample())  # the same run, judged the same: same files
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == first
     assert oct(files.html.stat().st_mode & 0o777) == "0o644"
+
+
+def test_write_reports_refuses_a_missing_run_folder(sample, tmp_path):
+    with pytest.raises(ConfigError, match="no-such-run: no such run folder"):
+        write_reports(tmp_path / "no-such-run", *sample)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_package_data_patterns_ship_every_template():

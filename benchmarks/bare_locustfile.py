@@ -1,0 +1,42 @@
+"""The bare generator that ``generator_cost.py`` compares the scenarios with.
+
+One FastHttpUser that sends the same requests as the checkout mix (same methods, paths,
+bodies and proportions, given by the benchmark in ``PAYBENCH_BARE_MIX``) with none of the
+scenario logic: no response checks, no JSON parsing, no hand-off, no templating. Its pace is
+``PAYBENCH_BARE_RPS_PER_USER`` requests per second per user, so both runs cost the same
+fixed overheads per second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+from locust import FastHttpUser, constant_throughput, task
+
+_MIX = json.loads(os.environ.get("PAYBENCH_BARE_MIX", "[]"))
+# One cycle of requests in the mix's proportions; each user starts at a random place in it.
+_CYCLE = [
+    (
+        item["method"],
+        item["path"],
+        item.get("body", "").encode() or None,
+        item.get("headers") or None,
+    )
+    for item in _MIX
+    for _ in range(item["weight"])
+]
+
+
+class BareUser(FastHttpUser):
+    wait_time = constant_throughput(float(os.environ.get("PAYBENCH_BARE_RPS_PER_USER", "10")))
+
+    def on_start(self) -> None:
+        self.position = random.randrange(len(_CYCLE))
+
+    @task
+    def send(self) -> None:
+        method, path, body, headers = _CYCLE[self.position % len(_CYCLE)]
+        self.position += 1
+        self.client.request(method, path, data=body, headers=headers)
