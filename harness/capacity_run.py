@@ -35,6 +35,7 @@ from typing import Any
 from harness import __version__, catalogue
 from harness.budgets import load_budgets
 from harness.capacity import (
+    CHECKOUT_KEY,
     CapacityAnalysis,
     Step,
     StepWindow,
@@ -68,6 +69,7 @@ from harness.locust_run import (
     write_run_json,
 )
 from harness.model import AGGREGATE_KEY, Budgets, RequestStats, RunMeta, RunResult
+from harness.pipeline import preflight
 from harness.profiles import DEFAULT_LOCUSTFILE
 from harness.recording import CPU_SATURATED_PCT, HDR_FILE, LIVE_FILE, load_recording
 
@@ -142,6 +144,7 @@ def run_capacity(
     progress: Callable[[str], None] | None = None,
     scenario_options: Mapping[str, str] | None = None,
     stop_rules: StopRules | None = None,
+    allow_hosts: Sequence[str] = (),
 ) -> CapacityResult:
     """Run a stepped load until the capacity is found, and answer (see the module doc).
 
@@ -154,7 +157,7 @@ def run_capacity(
     budgets = load_budgets(budgets_path, profile=None, known_keys=catalogue.REQUEST_KEYS)
     peak = expected_peak_rps if expected_peak_rps is not None else budgets.expected_peak_rps
     if host:
-        check_host(host, budgets.allowed_hosts)
+        check_host(host, budgets.allowed_hosts, allow_hosts)
     counts = steps_plan(start_users, step_users, max_users)
     rules = stop_rules or StopRules(max_users=max_users)
     interval_s = recording_interval_s(step_time_s)
@@ -196,9 +199,7 @@ def run_capacity(
                 "target_config": str(target_config) if target_config else None,
             }
         write_run_json(run_dir, {**meta, "status": "preflight"})
-        from harness.pipeline import preflight  # the same health check as `paybench run`
-
-        preflight(url)
+        preflight(url)  # the same health check as `paybench run`
         plan = LocustPlan(
             locustfile=DEFAULT_LOCUSTFILE,
             host=url,
@@ -242,12 +243,14 @@ def run_capacity(
     analysis = analyse(steps, expected_peak_rps=peak, stop=stop)
     if notes:
         analysis = dataclasses.replace(analysis, notes=analysis.notes + notes)
+    # Imported here: matplotlib loads only once there is something to draw.
     from harness.report.capacity import write_capacity_reports
 
     facts = _facts(
         run_id, url, kind, budgets_path, counts, step_time_s, knobs, run, target_overrides
     )
-    paths = write_capacity_reports(run_dir, analysis, budgets=budgets, facts=facts)
+    title = f"paybench capacity · run {run_id} · {url}"
+    paths = write_capacity_reports(run_dir, analysis, budgets=budgets, facts=facts, title=title)
     say(analysis.sentence)
     return CapacityResult(
         run_dir=run_dir,
@@ -368,7 +371,7 @@ def measure_steps(
         if cpu is not None and cpu >= CPU_SATURATED_PCT:
             notes.append(
                 f"the load generator was at {cpu:.0f} % CPU at {w.users} users: from there "
-                "on the knee may be Locust's, not the target's (add --processes workers)"
+                "on the knee may be Locust's, not the target's"
             )
     return steps, tuple(notes[:1])
 
@@ -412,8 +415,8 @@ class _LiveMonitor:
     """Judges each step as its steady part completes, from the live progress lines.
 
     A live line carries, per request key, the exact count, failures, average and p95 of
-    the newest complete interval (``per_request.<key>.last``). A step's figures are those of the
-    intervals inside its steady part: counts and averages exact, the p95 the
+    the newest complete interval (``per_request.<key>.last``). A step's figures are those
+    of the intervals inside its steady part: counts and averages exact, the p95 the
     count-weighted mean of the intervals' p95 (close enough to decide whether to go on;
     the report measures every step again from the exact histograms).
     """
@@ -446,6 +449,8 @@ class _LiveMonitor:
     def poll(self) -> StopDecision | None:
         """Read new lines; judge the steps they complete; the stop decision, once made."""
         for line in self._new_lines():
+            if not isinstance(line, dict) or not isinstance(line.get("epoch"), float | int):
+                continue  # not a progress line of this plugin version
             if self.origin is None:
                 self.origin = float(line["epoch"]) - float(line.get("elapsed_s", 0.0))
             self.users.append((float(line["epoch"]), int(line.get("users", 0))))
@@ -568,8 +573,6 @@ def _weighted(pairs: Sequence[tuple[float, int]]) -> float | None:
 
 
 def _step_line(number: int, of: int, step: Step) -> str:
-    from harness.capacity import CHECKOUT_KEY
-
     p95 = step.percentiles_ms.get(CHECKOUT_KEY, {}).get("p95")
     latency = f" | p95 initiate {p95:,.0f} ms" if p95 is not None else ""
     held = "budgets held" if step.budgets_held else f"broken: {step.broken[0]}"

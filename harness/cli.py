@@ -253,4 +253,107 @@ def report(run_dir: Path, budgets_path: Path | None) -> None:
         click.echo(f"wrote {path}")
 
 
+@main.command()
+@click.option(
+    "--host",
+    default=None,
+    help="Target base URL. Without it, the built-in reference API is started on loopback.",
+)
+@click.option(
+    "--budgets",
+    "budgets_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Budgets file [default: ./budgets.yaml, else the project's].",
+)
+@click.option(
+    "--start-users",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Users in the first step.",
+)
+@click.option(
+    "--step-users",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Users added at each step.",
+)
+@click.option(
+    "--step-time",
+    callback=_duration,
+    default="30s",
+    show_default=True,
+    help="How long each step holds (at least 3s).",
+)
+@click.option(
+    "--max-users",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Stop after the step that reaches this many users.",
+)
+@click.option(
+    "--expected-peak-rps",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Expected peak requests/s [default: capacity.expected_peak_rps in budgets].",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Output root; the run folder is <out>/runs/<run-id>/.",
+)
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    help="Allow this non-loopback host name (repeatable).",
+)
+@click.option(
+    "--target-config",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Behaviour model YAML for the built-in reference target.",
+)
+@user_errors
+def capacity(
+    host: str | None,
+    budgets_path: Path | None,
+    start_users: int,
+    step_users: int,
+    step_time: float,
+    max_users: int,
+    expected_peak_rps: float | None,
+    out: Path,
+    allow_hosts: tuple[str, ...],
+    target_config: Path | None,
+) -> None:
+    """Step the load up until the budgets break: capacity, knee, USL fit, headroom."""
+    from harness.capacity_run import run_capacity
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    result = run_capacity(
+        host=host,
+        budgets_path=budgets_path or _default_budgets(),
+        start_users=start_users,
+        step_users=step_users,
+        step_time_s=step_time,
+        max_users=max_users,
+        expected_peak_rps=expected_peak_rps,
+        out=out,
+        target_config=target_config,
+        allow_hosts=allow_hosts,
+        progress=lambda line: click.echo(line, err=True),
+    )
+    click.echo(result.sentence)
+    click.echo(f"run folder: {result.run_dir}")
+    for path in result.report_paths:
+        click.echo(f"report:     {path}")
+    sys.exit(result.exit_code)
+
+
 main.add_command(target_group)

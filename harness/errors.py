@@ -30,7 +30,7 @@ class ConfigError(PaybenchError):
 
 
 class TargetError(PaybenchError):
-    """The target is unreachable or unhealthy, or Locust failed: the run cannot be judged (exit 3)."""
+    """The target is unreachable or unhealthy, or Locust failed: no judgement (exit 3)."""
 
     exit_code = EXIT_UNJUDGEABLE
 

@@ -162,7 +162,7 @@ def read_progress(path: Path, offset: int) -> tuple[list[Progress], int]:
                 requests=int(d.get("requests", 0)),
                 failures=int(d.get("failures", 0)),
                 rps=float(d.get("rps", 0.0)),
-                per_request=d.get("keys", {}),
+                per_request=d.get("per_request", {}),
             )
         )
     return lines, offset + consumed

@@ -69,10 +69,11 @@ class IntervalData:
     min_ns: int | None
     max_ns: int | None
     encoded: str = field(repr=False)
+    source: str = field(default="", repr=False)  # the file, for messages
 
     @cached_property
     def histogram(self) -> Histogram:
-        return decode_histogram(self.encoded)
+        return _decoded(self.encoded, self.source, f"interval {self.index}")
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class EntryData:
     max_ns: int | None
     encoded: str = field(repr=False)
     intervals: tuple[IntervalData, ...] = ()
+    source: str = field(default="", repr=False)
 
     @property
     def key(self) -> str:
@@ -100,7 +102,15 @@ class EntryData:
 
     @cached_property
     def histogram(self) -> Histogram:
-        return decode_histogram(self.encoded)
+        return _decoded(self.encoded, self.source, self.key)
+
+
+def _decoded(encoded: str, source: str, what: str) -> Histogram:
+    # Histograms are decoded on first use; a damaged one is still the file's fault.
+    try:
+        return decode_histogram(encoded)
+    except ValueError as e:
+        raise FormatError(f"{source}: damaged recording (histogram of {what}: {e})") from e
 
 
 @dataclass(frozen=True)
@@ -329,13 +339,18 @@ class Recording:
                 IntervalPoint(
                     start_s=start_epoch - origin if origin is not None else start_epoch,
                     duration_s=self.interval_s,
-                    users=self.users_at(start_epoch + self.interval_s),
+                    users=self.users_during(start_epoch, start_epoch + self.interval_s),
                     requests=sum(i.count for _, i in requests),
                     failures=sum(i.failures for _, i in requests),
                     percentiles_ms=percentiles,
                 )
             )
         return tuple(points)
+
+    def users_during(self, start_epoch: float, end_epoch: float) -> int:
+        """The most users running at any sampled moment of ``[start_epoch, end_epoch)``."""
+        inside = [s.users for s in self.users if start_epoch <= s.epoch < end_epoch]
+        return max([self.users_at(start_epoch), *inside])
 
     def users_at(self, epoch: float) -> int:
         """The user count last sampled at or before ``epoch`` (0 before the first sample)."""
@@ -488,7 +503,7 @@ def _parse_v1(doc: Mapping[str, Any], path: Path) -> Recording:
         test_start_epoch=_opt_float(doc.get("test_start_epoch")),
         spawning_complete_epoch=_opt_float(doc.get("spawning_complete_epoch")),
         test_stop_epoch=_opt_float(doc.get("test_stop_epoch")),
-        entries=tuple(_parse_entry(e) for e in doc.get("entries", ())),
+        entries=tuple(_parse_entry(e, str(path)) for e in doc.get("entries", ())),
         users=tuple(UsersSample(float(u["epoch"]), int(u["users"])) for u in doc.get("users", ())),
         failure_rows=tuple(dict(f) for f in doc.get("failures", ())),
         cpu=tuple(
@@ -506,7 +521,7 @@ def _parse_v1(doc: Mapping[str, Any], path: Path) -> Recording:
                 )
                 for u in paced.get("user_classes", ())
             ),
-            entries=tuple(_parse_entry(e) for e in paced.get("entries", ())),
+            entries=tuple(_parse_entry(e, str(path)) for e in paced.get("entries", ())),
         ),
         warnings=tuple(str(w) for w in doc.get("warnings", ())),
         workers=tuple(str(w) for w in doc.get("workers", ())),
@@ -514,7 +529,7 @@ def _parse_v1(doc: Mapping[str, Any], path: Path) -> Recording:
     )
 
 
-def _parse_entry(raw: Mapping[str, Any]) -> EntryData:
+def _parse_entry(raw: Mapping[str, Any], source: str) -> EntryData:
     return EntryData(
         request_type=str(raw["type"]),
         name=str(raw["name"]),
@@ -535,9 +550,11 @@ def _parse_entry(raw: Mapping[str, Any]) -> EntryData:
                 min_ns=_opt_int(i.get("min_ns")),
                 max_ns=_opt_int(i.get("max_ns")),
                 encoded=str(i["histogram"]),
+                source=source,
             )
             for i in sorted(raw.get("intervals", ()), key=lambda i: int(i["index"]))
         ),
+        source=source,
     )
 
 

@@ -66,8 +66,13 @@ class Handoff:
     def next_due(self, timeout_s: float) -> float | None:
         """The due time of the earliest order, waiting up to ``timeout_s`` for one; None if
         none came. Never busy: the greenlet sleeps in the queue until an order arrives."""
+        queue = self._queue
+        if queue.qsize():  # the common case under load: no timer to arm
+            return queue.peek_nowait()[0]
+        if timeout_s <= 0:
+            return None
         try:
-            due_s, _, _, _ = self._queue.peek(timeout=timeout_s)
+            due_s, _, _, _ = queue.peek(timeout=timeout_s)
         except Empty:
             return None
         return due_s

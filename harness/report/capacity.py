@@ -119,6 +119,7 @@ class CapacityContext:
     fit: FitView | None
     expected_peak: float | None
     headroom: float | None
+    lower_bound: bool  # no break and no knee: the capacity (and headroom) lie higher
     stop_text: str | None
     notes: tuple[str, ...]
     steps: tuple[StepRow, ...]
@@ -201,6 +202,7 @@ def build_capacity_context(
         fit=fit,
         expected_peak=a.expected_peak_rps,
         headroom=a.headroom,
+        lower_bound=a.is_lower_bound,
         stop_text=None if a.stop is None else f"{a.stop.reason}: {a.stop.message}",
         notes=a.notes,
         steps=tuple(rows),
@@ -457,9 +459,10 @@ def write_capacity_reports(
     *,
     budgets: Budgets | None,
     facts: Sequence[tuple[str, str]] = (),
+    title: str = "paybench capacity",
 ) -> tuple[Path, Path]:
     """Write capacity.html and capacity.md into the run folder; returns their paths."""
-    ctx = build_capacity_context(analysis, budgets=budgets, facts=facts)
+    ctx = build_capacity_context(analysis, budgets=budgets, facts=facts, title=title)
     html, md = run_dir / HTML_FILE, run_dir / MARKDOWN_FILE
     html.write_text(render_capacity_html(ctx, capacity_charts(ctx)), encoding="utf-8")
     md.write_text(render_capacity_markdown(ctx), encoding="utf-8")

@@ -30,14 +30,12 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from harness import __version__
-from harness.target import db
+from harness.target import TARGET_VERSION, db
 from harness.target.auth import is_authorized, webhook_authorization
 from harness.target.cache import TTLCache
 from harness.target.metrics import METRICS_PATH, UNMATCHED_ROUTE, Metrics, ObservedApp, Scope
 from harness.target.settings import SERVICES, TargetSettings
 
-TARGET_VERSION = __version__
 MAX_BODY_BYTES = 64 * 1024
 FINAL_STATES = ("COMPLETED", "FAILED")
 HANDLED_EVENTS = ("checkout.order.completed", "checkout.order.failed")
@@ -100,6 +98,7 @@ class SimulatedPhonePe:
     async def pay(self, created_at: float, expire_at: float) -> PayResult:
         await self._call("pay")
         model = self.settings.payment
+        # Shaped like PhonePe's ids (OMO + time + digits); unique, not seeded.
         order_id = (
             "OMO"
             + datetime.fromtimestamp(created_at, UTC).strftime("%y%m%d%H%M%S")
@@ -131,7 +130,12 @@ class Runtime:
         self.cache = TTLCache(metrics)
         self.phonepe = SimulatedPhonePe(settings)
         self.webhook_auth = webhook_auth
-        self.semaphores: dict[str, asyncio.Semaphore] = {}
+        # One FIFO queue per route group (asyncio primitives bind to a loop only when used).
+        self.semaphores = {
+            group: asyncio.Semaphore(limit)
+            for group, limit in settings.capacity.items()
+            if limit is not None
+        }
         self._latency_rng = random.Random(f"{settings.seed}:service-time")
         self._fault_rng = random.Random(f"{settings.seed}:faults")
 
@@ -143,11 +147,8 @@ class Runtime:
         """Hold a slot of the route's group for the sampled service time, then the work."""
         model = self.settings.routes[route]
         group = model.group
-        limit = self.settings.capacity.get(group)
-        semaphore = None
-        if limit is not None:
-            # Created lazily: a semaphore belongs to the loop that first waits on it.
-            semaphore = self.semaphores.setdefault(group, asyncio.Semaphore(limit))
+        semaphore = self.semaphores.get(group)
+        if semaphore is not None:
             self.metrics.queued[group] += 1
             try:
                 await semaphore.acquire()
@@ -284,6 +285,11 @@ def create_app(
             )
         return error(exc.status_code, "http_error", str(exc.detail))
 
+    @app.exception_handler(Exception)
+    async def crashed(_: Request, __: Exception) -> JSONResponse:
+        # The traceback goes to the log (ObservedApp), never into the response.
+        return error(500, "internal_error", "the target failed on this request; see its log")
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return error(400, "invalid_request", "; ".join(str(e.get("msg")) for e in exc.errors()))
@@ -293,6 +299,8 @@ def create_app(
     @app.get("/api/health")
     async def health() -> JSONResponse:
         async with rt.service("health"):
+            # PhonePe is not called here (that is /api/payments/v2/health): this check stays
+            # a few milliseconds, as load balancers expect.
             services = {name: "unhealthy" if rt.down(name) else "healthy" for name in SERVICES}
             if services["database"] == "healthy":
                 try:
@@ -412,6 +420,8 @@ def create_app(
                 "user_id must be a string of 1-64 characters or an integer",
                 field="user_id",
             )
+        # Input is checked before taking a service slot: a rejected request costs no
+        # service time, as in a real validation layer.
         key = request.headers.get("idempotency-key")
         if key is not None and not (0 < len(key) <= 255):
             return error(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 characters")
@@ -427,6 +437,8 @@ def create_app(
             if rt.down("database"):
                 raise DatabaseDown
             if key is not None:
+                # The key is reserved in its own transaction before PhonePe is called, so a
+                # concurrent retry is told "in progress" instead of paying a second time.
                 request_hash = hashlib.sha256(json.dumps([plan_id, user_id]).encode()).hexdigest()
                 outcome, existing = await store.run(db.reserve_idempotency_key, key, request_hash)
                 if outcome == "replay":
@@ -453,6 +465,7 @@ def create_app(
                 expire_at = created + settings.payment.expire_after_s
                 pay = await rt.phonepe.pay(created, expire_at)
                 order = db.Order(
+                    # Not from the seeded generator: ids stay unique across restarts on a kept --db.
                     merchant_order_id="PB" + uuid.uuid4().hex,
                     order_id=pay.order_id,
                     user_id=user_id,
@@ -499,6 +512,7 @@ def create_app(
 
     @app.post("/api/payments/v2/webhook")
     async def webhook(request: Request) -> JSONResponse:
+        # Authorization first: a forged delivery does not even get its body parsed.
         if not is_authorized(request.headers.get("authorization"), rt.webhook_auth):
             return error(
                 401,
@@ -518,6 +532,7 @@ def create_app(
             payload["amount"],
         )
         async with rt.service("webhook"):
+            # PhonePe: decide on payload.state; acknowledge what needs no action, or it retries.
             if event not in HANDLED_EVENTS or state not in FINAL_STATES:
                 metrics.webhooks["ignored"] += 1
                 return JSONResponse(

@@ -72,6 +72,7 @@ def serve_command(
     from harness.target.server import serve  # uvicorn and FastAPI load only when serving
 
     overrides: dict[str, Any] = dict(parse_override(text) for text in settings)
+    # The named options are applied after --set, so they win for the same key.
     for key, value in (("slowdown", slowdown), ("error_rate", error_rate), ("seed", seed)):
         if value is not None:
             overrides[key] = value

@@ -145,6 +145,8 @@ def connect(path: Path) -> sqlite3.Connection:
     )
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    # NORMAL is safe with WAL (no corruption; a power cut may lose the last commits) and
+    # spares an fsync per transaction.
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
@@ -176,6 +178,7 @@ def initialize(path: Path, plans: Iterable[Plan]) -> None:
         conn.execute("BEGIN IMMEDIATE")
         for statement in _statements(SCHEMA):
             conn.execute(statement)
+        # Plans no longer in the model are deactivated, not deleted: orders refer to them.
         conn.execute("UPDATE plans SET active = 0")
         for position, plan in enumerate(plans):
             conn.execute(
@@ -206,6 +209,8 @@ def _statements(script: str) -> list[str]:
 class Store:
     """Runs functions ``fn(conn, *args)`` on a pool of threads with a connection each."""
 
+    # A few threads: WAL readers run side by side; writers wait on SQLite's lock
+    # (busy_timeout), never on the event loop.
     def __init__(self, path: Path, threads: int = 4) -> None:
         self.path = path
         self._local = threading.local()
@@ -283,6 +288,7 @@ def insert_order(conn: sqlite3.Connection, order: Order, idempotency_key: str | 
             ":confirmed_by, :psp_state, :psp_final_at)",
             order.__dict__,
         )
+        # The order and its key commit together: a replay never finds a key without its order.
         if idempotency_key is not None:
             conn.execute(
                 "UPDATE idempotency_keys SET merchant_order_id = ? WHERE key = ?",

@@ -169,6 +169,7 @@ class ObservedApp:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # Counted before the last chunk leaves: whoever has the response sees it counted.
                 if not status["counted"]:
                     status["counted"] = True
                     metrics.requests[(method, route, str(status["code"]))] += 1
@@ -212,6 +213,7 @@ class ObservedApp:
         """A receive() that replays the whole body, or None when it is over the limit."""
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
+        # A declared length over the limit is refused without reading the body.
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             return None
         if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS") and length is None:

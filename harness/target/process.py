@@ -28,7 +28,7 @@ import yaml
 
 from harness.errors import TargetError
 from harness.target.server import URL_LINE_PREFIX
-from harness.target.settings import load_settings
+from harness.target.settings import TargetSettings, load_settings
 
 _URL_LINE = re.compile(re.escape(URL_LINE_PREFIX) + r"(http://\S+)")
 STOP_TIMEOUT_S = 8.0
@@ -52,6 +52,7 @@ class ReferenceTarget:
         self.startup_timeout_s = startup_timeout_s
         self.url = ""
         self.pid = 0
+        self.settings: TargetSettings | None = None  # the effective model, once started
         self._proc: subprocess.Popen[bytes] | None = None
         self._temp_dir: Path | None = None
         self._log_offset = 0
@@ -59,7 +60,8 @@ class ReferenceTarget:
     def start(self) -> ReferenceTarget:
         if self._proc is not None:
             return self
-        settings = load_settings(self.config, self.overrides)  # ConfigError here, not in the child
+        # ConfigError here, in the caller's process, not in the child.
+        settings = self.settings = load_settings(self.config, self.overrides)
         self._temp_dir = Path(tempfile.mkdtemp(prefix="paybench-target-"))
         model_file = self._temp_dir / "model.yaml"
         model_file.write_text(yaml.safe_dump(settings.as_dict(), sort_keys=False), encoding="utf-8")

@@ -217,6 +217,7 @@ def _merge(base: dict[str, Any], new: Mapping[str, Any], where: str, prefix: str
             raise ConfigError(
                 f"{where}: unknown key '{path}'; known keys: {_siblings(base, prefix)}"
             )
+        # Mappings merge key by key; lists and scalars are replaced whole.
         if isinstance(base[name], dict):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{where}: '{path}' must be a mapping, got {value!r}")
@@ -310,6 +311,7 @@ def _build(model: Mapping[str, Any], source: str) -> TargetSettings:
         if group != "health" and c.get(f"routes.{name}.error_rate") is not None:
             error_rate = c.number(f"routes.{name}.error_rate", 0.0, 1.0)
         routes[name] = RouteModel(c.latency(f"routes.{name}"), group, error_rate)
+    # success_ratio applies to the orders that are paid, so the two ratios need not sum to 1.
     success = c.number("payment.success_ratio", 0.0, 1.0)
     abandon = c.number("payment.abandon_ratio", 0.0, 1.0)
     payer_median_s = c.number("payment.payer_time_median_s", 0.0)

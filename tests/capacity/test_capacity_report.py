@@ -154,3 +154,18 @@ def test_write_capacity_reports_writes_both_files(tmp_path: Path) -> None:
     assert html == tmp_path / "capacity.html" and md == tmp_path / "capacity.md"
     assert ANALYSIS.sentence.split(";")[0] in md.read_text(encoding="utf-8")
     assert html.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_a_capacity_not_reached_is_shown_as_a_lower_bound() -> None:
+    rising = analyse(
+        [_step(10, 10.0, 50.0), _step(20, 20.0, 52.0), _step(30, 30.0, 55.0)],
+        expected_peak_rps=100.0,
+    )
+    ctx = build_capacity_context(rising, budgets=BUDGETS, title="run x")
+    md = render_capacity_markdown(ctx)
+    html = render_capacity_html(ctx, capacity_charts(ctx))
+    assert ctx.lower_bound
+    assert "| Capacity (every budget held) | at least 30.0 checkouts/s at 30 users |" in md
+    assert "| Headroom | at least 1.8x the expected peak of 100 requests/s" in md
+    assert md.startswith("## run x\n")
+    assert "≥ 30.0 checkouts/s" in html and "≥ 1.8x" in html

@@ -26,7 +26,7 @@ if RAW_DIR:
     def _raw(request_type, name, response_time, **_kw):
         global _raw_file
         if _raw_file is None:
-            _raw_file = open(  # noqa: SIM115  (kept open for the process's life)
+            _raw_file = open(
                 os.path.join(RAW_DIR, f"samples-{os.getpid()}.txt"), "a", buffering=1 << 16
             )
         _raw_file.write(f"{request_type}\t{name}\t{response_time!r}\t{time.time()!r}\n")

@@ -1,39 +1,44 @@
-"""Paced users for the coordinated-omission tests: one iteration every PACING_S seconds.
+"""Paced users for the coordinated-omission test.
 
-``PACED_KIND=throughput`` uses ``constant_throughput(1 / PACING_S)``, ``declared`` a class
-attribute ``paybench_pacing_s`` with a wait_time of its own; otherwise ``constant_pacing``.
+``SlowPaced`` wants an iteration every 0.1 s but each takes ~0.3 s (two slow requests): it
+falls far behind its schedule. ``FastPaced`` wants 2 iterations/s of fast requests and
+keeps up. ``DeclaredPaced`` paces itself and declares it with ``paybench_pacing_s``.
 """
 
-import os
 import time
 
 from locust import FastHttpUser, constant_pacing, constant_throughput, task
 
 from harness import plugin  # noqa: F401  (registers --paybench-dir)
 
-PACING_S = float(os.environ.get("PACING_S", "0.2"))
-KIND = os.environ.get("PACED_KIND", "pacing")
 
-
-def _own_schedule(user):
-    # A home-made fixed schedule: sleep until the next multiple of PACING_S after the start.
-    now = time.time()
-    start = getattr(user, "_schedule_start", None)
-    if start is None:
-        start = user._schedule_start = now
-    return max(0.0, PACING_S - ((now - start) % PACING_S))
-
-
-class PacedUser(FastHttpUser):
-    if KIND == "throughput":
-        wait_time = constant_throughput(1.0 / PACING_S)
-    elif KIND == "declared":
-        paybench_pacing_s = PACING_S
-        wait_time = _own_schedule
-    else:
-        wait_time = constant_pacing(PACING_S)
+class SlowPaced(FastHttpUser):
+    wait_time = constant_pacing(0.1)
 
     @task
     def checkout(self):
-        self.client.get("/api/plans")
-        self.client.get("/api/status/1", name="/api/status/[id]")
+        self.client.get("/slow/initiate")
+        self.client.get("/slow/status/1", name="/slow/status/[id]")
+
+
+class FastPaced(FastHttpUser):
+    wait_time = constant_throughput(2)
+
+    @task
+    def plans(self):
+        self.client.get("/fast/plans")
+
+
+def _every_quarter_second(user):
+    # A home-made fixed schedule: sleep until the next quarter second since the user began.
+    start = user.__dict__.setdefault("_schedule_start", time.time())
+    return 0.25 - ((time.time() - start) % 0.25)
+
+
+class DeclaredPaced(FastHttpUser):
+    paybench_pacing_s = 0.25
+    wait_time = _every_quarter_second
+
+    @task
+    def health(self):
+        self.client.get("/fast/health")

@@ -6,9 +6,10 @@
 Binds 127.0.0.1 on a free port and prints ``PORT <n>`` once listening. Every request but
 ``GET /__count`` is counted the moment its headers have arrived (so a request whose client
 gave up waiting is counted too); ``GET /__count`` answers ``{"total": n, "by_path": {...}}``.
-With ``--latency-median-ms`` each answer is delayed by a seeded lognormal draw, so a run
-has a known latency distribution. One asyncio protocol, no framework: it answers tens of
-thousands of small requests per second, well above one Locust process.
+With ``--latency-median-ms`` each answer (but those to paths under ``/fast``) is delayed by
+a seeded lognormal draw, so a run has a known latency distribution. One asyncio protocol,
+no framework: it answers tens of thousands of small requests per second, well above one
+Locust process.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class Http(asyncio.Protocol):
                 self.reply(self.counts.snapshot())
                 continue
             self.counts.by_path[f"{method} {path}"] += 1
-            if self.delay is None:
+            if self.delay is None or path.startswith("/fast"):
                 self.reply(OK)
             else:
                 wait_s = self.delay.lognormvariate(self.mu, self.sigma)
@@ -103,9 +104,10 @@ async def serve(args: argparse.Namespace) -> None:
     stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
-    if args.parent_pid:
-        loop.create_task(_watch_parent(args.parent_pid, stop))
+    watcher = loop.create_task(_watch_parent(args.parent_pid, stop)) if args.parent_pid else None
     await stop
+    if watcher is not None:
+        watcher.cancel()
     server.close()
 
 

@@ -121,18 +121,26 @@ def test_initiate_accepts_an_integer_user_id(target: Running) -> None:
 def test_initiate_rejects_bad_input_with_json_4xx(target: Running) -> None:
     url = "/api/payments/v2/initiate"
     headers = {"content-type": "application/json"}
-    assert_json_error(target.http.post(url, content=b"{not json", headers=headers), 400, "malformed_json")
-    assert_json_error(target.http.post(url, content=b"\xff\xfe", headers=headers), 400, "malformed_json")
+    assert_json_error(
+        target.http.post(url, content=b"{not json", headers=headers), 400, "malformed_json"
+    )
+    assert_json_error(
+        target.http.post(url, content=b"\xff\xfe", headers=headers), 400, "malformed_json"
+    )
     assert_json_error(target.http.post(url, json=[1, 2]), 400, "invalid_request")
     assert_json_error(target.http.post(url, json={"user_id": "u"}), 422, "invalid_field")
     assert_json_error(
         target.http.post(url, json={"plan_id": 7, "user_id": "u"}), 422, "invalid_field"
     )
     assert_json_error(
-        target.http.post(url, json={"plan_id": "basic-monthly", "user_id": True}), 422, "invalid_field"
+        target.http.post(url, json={"plan_id": "basic-monthly", "user_id": True}),
+        422,
+        "invalid_field",
     )
     assert_json_error(
-        target.http.post(url, json={"plan_id": "basic-monthly", "user_id": ["u"]}), 422, "invalid_field"
+        target.http.post(url, json={"plan_id": "basic-monthly", "user_id": ["u"]}),
+        422,
+        "invalid_field",
     )
     body = assert_json_error(
         target.http.post(url, json={"plan_id": "gold", "user_id": "u"}), 422, "unknown_plan"
@@ -151,7 +159,9 @@ def test_initiate_with_an_idempotency_key_returns_the_same_order(target: Running
     other = target.http.post(url, json=payload, headers={"Idempotency-Key": "key-2"})
     assert other.json()["merchant_order_id"] != first.json()["merchant_order_id"]
     reused = target.http.post(
-        url, json={"plan_id": "pro-yearly", "user_id": "u-idem"}, headers={"Idempotency-Key": "key-1"}
+        url,
+        json={"plan_id": "pro-yearly", "user_id": "u-idem"},
+        headers={"Idempotency-Key": "key-1"},
     )
     assert_json_error(reused, 422, "idempotency_key_reused")
     assert target.query("SELECT count(*) FROM orders WHERE user_id = 'u-idem'") == [(2,)]
@@ -196,13 +206,15 @@ def test_webhook_completes_the_order_once_with_one_email(target: Running) -> Non
     assert sub.json()["plan_id"] == "pro-monthly"
     assert sub.json()["status"] == "ACTIVE"
     assert sub.json()["merchant_order_id"] == moid
-    assert target.query("SELECT count(*) FROM email_outbox WHERE merchant_order_id = ?", moid) == [(1,)]
-    assert target.query("SELECT to_state FROM order_transitions WHERE merchant_order_id = ?", moid) == [
-        ("COMPLETED",)
+    assert target.query("SELECT count(*) FROM email_outbox WHERE merchant_order_id = ?", moid) == [
+        (1,)
     ]
-    assert target.query("SELECT deliveries FROM webhook_events WHERE merchant_order_id = ?", moid) == [
-        (2,)
-    ]
+    assert target.query(
+        "SELECT to_state FROM order_transitions WHERE merchant_order_id = ?", moid
+    ) == [("COMPLETED",)]
+    assert target.query(
+        "SELECT deliveries FROM webhook_events WHERE merchant_order_id = ?", moid
+    ) == [(2,)]
 
 
 def test_webhook_failed_moves_to_failed_without_email_or_subscription(target: Running) -> None:
@@ -213,7 +225,9 @@ def test_webhook_failed_moves_to_failed_without_email_or_subscription(target: Ru
     )
     assert response.json()["result"] == "processed"
     assert target.http.get(f"/api/payments/v2/status/{moid}").json()["state"] == "FAILED"
-    assert target.query("SELECT count(*) FROM email_outbox WHERE merchant_order_id = ?", moid) == [(0,)]
+    assert target.query("SELECT count(*) FROM email_outbox WHERE merchant_order_id = ?", moid) == [
+        (0,)
+    ]
     none = target.http.get("/api/subscriptions/current", params={"user_id": "u-fail"})
     assert_json_error(none, 404, "no_active_subscription")
     # A late "completed" for a FAILED order changes nothing: final states are final.
@@ -237,10 +251,12 @@ def test_webhook_without_valid_authorization_is_401_and_writes_nothing(target: R
     assert_json_error(target.http.post(url, json=body, headers=prefixed), 401, "unauthorized")
     # Authorization is checked before the body is parsed.
     assert_json_error(target.http.post(url, content=b"{bad"), 401, "unauthorized")
-    assert target.query("SELECT state FROM orders WHERE merchant_order_id = ?", moid) == [("PENDING",)]
-    assert target.query("SELECT count(*) FROM webhook_events WHERE merchant_order_id = ?", moid) == [
-        (0,)
+    assert target.query("SELECT state FROM orders WHERE merchant_order_id = ?", moid) == [
+        ("PENDING",)
     ]
+    assert target.query(
+        "SELECT count(*) FROM webhook_events WHERE merchant_order_id = ?", moid
+    ) == [(0,)]
 
 
 def test_webhook_malformed_body_is_400(target: Running) -> None:
@@ -253,9 +269,14 @@ def test_webhook_malformed_body_is_400(target: Running) -> None:
         {"event": "checkout.order.completed", "payload": []},
         {"event": "checkout.order.completed", "payload": {"state": "COMPLETED", "amount": 1}},
         {"event": "checkout.order.completed", "payload": {"merchantOrderId": "x", "amount": 1}},
-        {"event": "checkout.order.completed", "payload": {"merchantOrderId": "x", "state": "COMPLETED"}},
-        webhook_body("x", 19900) | {"payload": {"merchantOrderId": "x", "state": "COMPLETED", "amount": "19900"}},
-        webhook_body("x", 19900) | {"payload": {"merchantOrderId": "x", "state": "COMPLETED", "amount": True}},
+        {
+            "event": "checkout.order.completed",
+            "payload": {"merchantOrderId": "x", "state": "COMPLETED"},
+        },
+        webhook_body("x", 19900)
+        | {"payload": {"merchantOrderId": "x", "state": "COMPLETED", "amount": "19900"}},
+        webhook_body("x", 19900)
+        | {"payload": {"merchantOrderId": "x", "state": "COMPLETED", "amount": True}},
     ]
     for case in cases:
         assert_json_error(target.http.post(url, json=case, headers=AUTH), 400, "invalid_webhook")
@@ -266,9 +287,9 @@ def test_webhook_for_an_unknown_order_is_404_and_writes_nothing(target: Running)
         "/api/payments/v2/webhook", json=webhook_body("PBunknown", 19900), headers=AUTH
     )
     assert_json_error(response, 404, "unknown_order")
-    assert target.query("SELECT count(*) FROM webhook_events WHERE merchant_order_id = 'PBunknown'") == [
-        (0,)
-    ]
+    assert target.query(
+        "SELECT count(*) FROM webhook_events WHERE merchant_order_id = 'PBunknown'"
+    ) == [(0,)]
 
 
 def test_webhook_amount_or_order_id_mismatch_is_409_and_writes_nothing(target: Running) -> None:
@@ -281,22 +302,29 @@ def test_webhook_amount_or_order_id_mismatch_is_409_and_writes_nothing(target: R
     assert "49900" in body["message"]
     wrong_id = webhook_body(moid, order["amount"], orderId="OMOother")
     assert_json_error(target.http.post(url, json=wrong_id, headers=AUTH), 409, "order_id_mismatch")
-    assert target.query("SELECT state FROM orders WHERE merchant_order_id = ?", moid) == [("PENDING",)]
-    assert target.query("SELECT count(*) FROM webhook_events WHERE merchant_order_id = ?", moid) == [
-        (0,)
+    assert target.query("SELECT state FROM orders WHERE merchant_order_id = ?", moid) == [
+        ("PENDING",)
     ]
+    assert target.query(
+        "SELECT count(*) FROM webhook_events WHERE merchant_order_id = ?", moid
+    ) == [(0,)]
 
 
 def test_webhook_events_it_does_not_handle_are_acknowledged_and_ignored(target: Running) -> None:
     order = target.initiate("basic-monthly", "u-ignored")
     moid = order["merchant_order_id"]
-    refund = {"event": "pg.refund.completed", "payload": {"merchantOrderId": moid, "state": "COMPLETED", "amount": 19900}}
+    refund = {
+        "event": "pg.refund.completed",
+        "payload": {"merchantOrderId": moid, "state": "COMPLETED", "amount": 19900},
+    }
     pending = webhook_body(moid, order["amount"], "PENDING")
     for body in (refund, pending):
         response = target.http.post("/api/payments/v2/webhook", json=body, headers=AUTH)
         assert response.status_code == 200
         assert response.json()["result"] == "ignored"
-    assert target.query("SELECT state FROM orders WHERE merchant_order_id = ?", moid) == [("PENDING",)]
+    assert target.query("SELECT state FROM orders WHERE merchant_order_id = ?", moid) == [
+        ("PENDING",)
+    ]
 
 
 # --- subscriptions, errors, metrics --------------------------------------------------------
@@ -305,7 +333,9 @@ def test_webhook_events_it_does_not_handle_are_acknowledged_and_ignored(target: 
 def test_current_subscription_needs_a_user_id(target: Running) -> None:
     assert_json_error(target.http.get("/api/subscriptions/current"), 400, "invalid_request")
     assert_json_error(
-        target.http.get("/api/subscriptions/current", params={"user_id": "x" * 65}), 400, "invalid_request"
+        target.http.get("/api/subscriptions/current", params={"user_id": "x" * 65}),
+        400,
+        "invalid_request",
     )
     assert_json_error(
         target.http.get("/api/subscriptions/current", params={"user_id": "nobody"}),
@@ -324,7 +354,9 @@ def test_a_newer_subscription_supersedes_the_active_one(target: Running) -> None
         )
     current = target.http.get("/api/subscriptions/current", params={"user_id": "u-upgrade"}).json()
     assert current["plan_id"] == "pro-yearly"
-    rows = target.query("SELECT plan_id, status FROM subscriptions WHERE user_id = 'u-upgrade' ORDER BY id")
+    rows = target.query(
+        "SELECT plan_id, status FROM subscriptions WHERE user_id = 'u-upgrade' ORDER BY id"
+    )
     assert rows == [("basic-monthly", "SUPERSEDED"), ("pro-yearly", "ACTIVE")]
 
 
@@ -350,7 +382,9 @@ def test_bodies_over_64_kib_get_413(target: Running) -> None:
     # Without Content-Length (chunked) the limit holds too.
     assert_json_error(target.http.post(url, content=_chunks(70_000)), 413, "payload_too_large")
     assert_json_error(
-        target.http.post("/api/payments/v2/webhook", content=big, headers=AUTH), 413, "payload_too_large"
+        target.http.post("/api/payments/v2/webhook", content=big, headers=AUTH),
+        413,
+        "payload_too_large",
     )
     # Exactly 64 KiB is allowed.
     head = b'{"plan_id": "basic-monthly", "user_id": "u-64k", "pad": "'
@@ -380,10 +414,13 @@ def test_metrics_count_every_request_but_metrics_itself(target: Running) -> None
     text = target.http.get("/metrics").text
     assert "# TYPE paybench_target_requests_total counter" in text
     assert re.search(
-        r'paybench_target_requests_total\{method="GET",route="/api/payments/v2/status/\{merchant_order_id\}",status="404"\} [1-9]',
+        r'paybench_target_requests_total\{method="GET",'
+        r'route="/api/payments/v2/status/\{merchant_order_id\}",status="404"\} [1-9]',
         text,
     )
-    assert re.search(r'paybench_target_requests_total\{method="GET",route="unmatched",status="404"\} [1-9]', text)
+    assert re.search(
+        r'paybench_target_requests_total\{method="GET",route="unmatched",status="404"\} [1-9]', text
+    )
     assert re.search(r'route="/api/payments/v2/initiate",status="413"\} [1-9]', text)
     assert re.search(r'route="/api/plans",status="405"\} [1-9]', text)
     assert 'route="/metrics"' not in text

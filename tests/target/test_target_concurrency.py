@@ -15,7 +15,9 @@ from tests.target.conftest import AUTH, Running, webhook_body
 CONCURRENCY = 50
 
 
-async def _burst(url: str, count: int, method: str, path: str, **kwargs: Any) -> list[httpx.Response]:
+async def _burst(
+    url: str, count: int, method: str, path: str, **kwargs: Any
+) -> list[httpx.Response]:
     limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30.0) as client:
         # Open the connections first so that the requests really overlap at the server.
@@ -43,12 +45,18 @@ def test_50_concurrent_deliveries_of_one_webhook_give_one_transition_and_one_ema
     )
     results = Counter((r.status_code, r.json()["result"]) for r in responses)
     assert results == {(200, "processed"): 1, (200, "duplicate"): CONCURRENCY - 1}
-    assert target.query("SELECT count(*) FROM order_transitions WHERE merchant_order_id = ?", moid) == [(1,)]
-    assert target.query("SELECT count(*) FROM email_outbox WHERE merchant_order_id = ?", moid) == [(1,)]
-    assert target.query("SELECT count(*) FROM subscriptions WHERE merchant_order_id = ?", moid) == [(1,)]
-    assert target.query("SELECT deliveries FROM webhook_events WHERE merchant_order_id = ?", moid) == [
-        (CONCURRENCY,)
+    assert target.query(
+        "SELECT count(*) FROM order_transitions WHERE merchant_order_id = ?", moid
+    ) == [(1,)]
+    assert target.query("SELECT count(*) FROM email_outbox WHERE merchant_order_id = ?", moid) == [
+        (1,)
     ]
+    assert target.query("SELECT count(*) FROM subscriptions WHERE merchant_order_id = ?", moid) == [
+        (1,)
+    ]
+    assert target.query(
+        "SELECT deliveries FROM webhook_events WHERE merchant_order_id = ?", moid
+    ) == [(CONCURRENCY,)]
 
 
 def test_concurrent_completed_and_failed_deliveries_give_one_final_state(target: Running) -> None:
@@ -71,8 +79,12 @@ def test_concurrent_completed_and_failed_deliveries_give_one_final_state(target:
     assert Counter(r.json()["result"] for r in responses)["processed"] == 1
     final = {r.json()["state"] for r in responses}
     assert len(final) == 1
-    assert target.query("SELECT count(*) FROM order_transitions WHERE merchant_order_id = ?", moid) == [(1,)]
-    emails = target.query("SELECT count(*) FROM email_outbox WHERE merchant_order_id = ?", moid)[0][0]
+    assert target.query(
+        "SELECT count(*) FROM order_transitions WHERE merchant_order_id = ?", moid
+    ) == [(1,)]
+    emails = target.query("SELECT count(*) FROM email_outbox WHERE merchant_order_id = ?", moid)[0][
+        0
+    ]
     assert emails == (1 if final == {"COMPLETED"} else 0)
 
 
@@ -94,11 +106,13 @@ def test_concurrent_initiates_with_one_idempotency_key_create_one_order(target: 
 
 
 def test_concurrent_status_polls_reconcile_once(start_target: Callable[..., Running]) -> None:
-    quick = start_target({
-        "payment.payer_time_median_s": 0.2,
-        "payment.payer_time_p99_s": 0.2,
-        "payment.success_ratio": 1.0,
-    })
+    quick = start_target(
+        {
+            "payment.payer_time_median_s": 0.2,
+            "payment.payer_time_p99_s": 0.2,
+            "payment.success_ratio": 1.0,
+        }
+    )
     order = quick.initiate("basic-monthly", "u-poll")
     moid = order["merchant_order_id"]
     path = f"/api/payments/v2/status/{moid}"
@@ -112,8 +126,12 @@ def test_concurrent_status_polls_reconcile_once(start_target: Callable[..., Runn
     responses = asyncio.run(_burst(quick.url, 30, "GET", path))
     assert {r.json()["state"] for r in responses} == {"COMPLETED"}
     assert {r.json()["confirmed_by"] for r in responses} == {"reconciliation"}
-    assert quick.query("SELECT count(*) FROM order_transitions WHERE merchant_order_id = ?", moid) == [(1,)]
-    assert quick.query("SELECT count(*) FROM email_outbox WHERE merchant_order_id = ?", moid) == [(1,)]
+    assert quick.query(
+        "SELECT count(*) FROM order_transitions WHERE merchant_order_id = ?", moid
+    ) == [(1,)]
+    assert quick.query("SELECT count(*) FROM email_outbox WHERE merchant_order_id = ?", moid) == [
+        (1,)
+    ]
     sub = quick.http.get("/api/subscriptions/current", params={"user_id": "u-poll"})
     assert sub.status_code == 200
     # A webhook arriving after the reconciliation is acknowledged and changes nothing.
@@ -121,4 +139,6 @@ def test_concurrent_status_polls_reconcile_once(start_target: Callable[..., Runn
         "/api/payments/v2/webhook", json=webhook_body(moid, order["amount"]), headers=AUTH
     )
     assert late.json()["result"] == "already_final"
-    assert quick.query("SELECT count(*) FROM email_outbox WHERE merchant_order_id = ?", moid) == [(1,)]
+    assert quick.query("SELECT count(*) FROM email_outbox WHERE merchant_order_id = ?", moid) == [
+        (1,)
+    ]

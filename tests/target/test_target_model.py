@@ -48,7 +48,9 @@ async def _saturate(url: str, path: str, total: int, concurrency: int) -> tuple[
         return time.perf_counter() - started, latencies
 
 
-def test_low_load_latency_is_at_least_the_service_time(start_target: Callable[..., Running]) -> None:
+def test_low_load_latency_is_at_least_the_service_time(
+    start_target: Callable[..., Running],
+) -> None:
     fixed = start_target(FIXED_PLANS)
     latencies = [_timed_get(fixed.http, "/api/plans") for _ in range(8)]
     assert min(latencies) >= SERVICE_S
@@ -64,7 +66,9 @@ def test_capacity_n_with_service_time_s_serves_about_n_over_s(
     total, concurrency = 120, 16  # about 3 s at the expected rate
     elapsed, latencies = asyncio.run(_saturate(limited.url, "/api/plans", total, concurrency))
     rps = total / elapsed
-    assert abs(rps - expected_rps) / expected_rps <= 0.15, f"{rps:.1f} req/s, expected {expected_rps}"
+    assert abs(rps - expected_rps) / expected_rps <= 0.15, (
+        f"{rps:.1f} req/s, expected {expected_rps}"
+    )
     # The queue is real: with 16 clients and 4 slots a request waits about 3 service times.
     assert statistics.median(latencies) >= 2.5 * SERVICE_S
     # The queue drained and the slots were all given back.
@@ -82,12 +86,20 @@ def test_slowdown_multiplies_service_times(start_target: Callable[..., Running])
 def test_default_model_meets_the_checklist_with_a_wide_margin(target: Running) -> None:
     """Medians at low load under a quarter of each checklist limit."""
     http = target.http
-    samples: dict[str, list[float]] = {"initiate": [], "status": [], "webhook": [], "plans": [], "health": []}
+    samples: dict[str, list[float]] = {
+        "initiate": [],
+        "status": [],
+        "webhook": [],
+        "plans": [],
+        "health": [],
+    }
     for i in range(10):
         started = time.perf_counter()
         order = target.initiate("basic-monthly", f"u-budget-{i}")
         samples["initiate"].append(time.perf_counter() - started)
-        samples["status"].append(_timed_get(http, f"/api/payments/v2/status/{order['merchant_order_id']}"))
+        samples["status"].append(
+            _timed_get(http, f"/api/payments/v2/status/{order['merchant_order_id']}")
+        )
         started = time.perf_counter()
         response = http.post(
             "/api/payments/v2/webhook",
@@ -126,7 +138,9 @@ def test_error_rate_one_fails_every_business_request_but_not_health(
     assert 'paybench_target_injected_faults_total{route="initiate"} 1' in text
 
 
-def test_error_rate_is_a_share_and_a_route_can_have_its_own(start_target: Callable[..., Running]) -> None:
+def test_error_rate_is_a_share_and_a_route_can_have_its_own(
+    start_target: Callable[..., Running],
+) -> None:
     flaky = start_target({"error_rate": 0.3, "routes.webhook.error_rate": 0.0, "seed": 7})
     codes = Counter(flaky.http.get("/api/plans").status_code for _ in range(100))
     assert set(codes) == {200, 500}
@@ -182,18 +196,22 @@ def test_payment_provider_down(start_target: Callable[..., Running]) -> None:
     assert response.status_code == 502
     assert response.json()["error"] == "payment_provider_unavailable"
     # The failed first attempt released its key: the retry is a fresh attempt, not a 409.
-    assert no_psp.http.post("/api/payments/v2/initiate", json=payload, headers=key).status_code == 502
+    assert (
+        no_psp.http.post("/api/payments/v2/initiate", json=payload, headers=key).status_code == 502
+    )
     assert no_psp.query("SELECT count(*) FROM orders") == [(0,)]
 
 
 def test_payer_outcome_and_expiry_settle_orders_by_reconciliation(
     start_target: Callable[..., Running],
 ) -> None:
-    declined = start_target({
-        "payment.success_ratio": 0.0,
-        "payment.payer_time_median_s": 0.1,
-        "payment.payer_time_p99_s": 0.1,
-    })
+    declined = start_target(
+        {
+            "payment.success_ratio": 0.0,
+            "payment.payer_time_median_s": 0.1,
+            "payment.payer_time_p99_s": 0.1,
+        }
+    )
     abandoned = start_target({"payment.abandon_ratio": 1.0, "payment.expire_after_s": 1})
     for running in (declined, abandoned):
         order = running.initiate("basic-monthly", "u-outcome")

@@ -77,11 +77,14 @@ def test_the_target_exits_when_its_parent_dies(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import pathlib, time
         from harness.target.process import ReferenceTarget
-        target = ReferenceTarget().start()
+        target = ReferenceTarget(db=pathlib.Path({str(tmp_path / "t.db")!r}),
+                                 log_path=pathlib.Path({str(tmp_path / "t.log")!r})).start()
         pathlib.Path({str(pid_file)!r}).write_text(str(target.pid))
         time.sleep(60)
     """)
-    parent = subprocess.Popen([sys.executable, "-c", script])
+    # Killed parents leave their temporary folder behind: keep everything under tmp_path.
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    parent = subprocess.Popen([sys.executable, "-c", script], env=env)
     try:
         deadline = time.monotonic() + 20
         while not pid_file.exists() and time.monotonic() < deadline and parent.poll() is None:
@@ -192,7 +195,16 @@ def test_serve_accepts_ipv6_loopback_and_localhost() -> None:
 def test_the_click_group_has_the_serve_command_and_its_options() -> None:
     result = CliRunner().invoke(target_group, ["serve", "--help"])
     assert result.exit_code == 0
-    for option in ("--host", "--port", "--config", "--db", "--slowdown", "--error-rate", "--seed", "--set"):
+    for option in (
+        "--host",
+        "--port",
+        "--config",
+        "--db",
+        "--slowdown",
+        "--error-rate",
+        "--seed",
+        "--set",
+    ):
         assert option in result.output
     assert "--parent-pid" not in result.output
     assert target_group.name == "target"

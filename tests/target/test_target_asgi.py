@@ -1,0 +1,62 @@
+"""ObservedApp, the ASGI wrapper that counts responses and caps bodies, on its own."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from harness.target.metrics import ASGIApp, Message, Metrics, ObservedApp, Receive, Scope, Send
+
+
+async def _failing_app(scope: Scope, receive: Receive, send: Send) -> None:
+    raise RuntimeError("boom in a handler")
+
+
+async def _echo_app(scope: Scope, receive: Receive, send: Send) -> None:
+    message: Message = await receive()
+    body = message.get("body", b"")
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body[:10], "more_body": True})
+    await send({"type": "http.response.body", "body": str(len(body)).encode(), "more_body": False})
+
+
+def _wrap(app: ASGIApp, metrics: Metrics, logged: list[BaseException]) -> ObservedApp:
+    return ObservedApp(app, metrics, lambda scope: scope["path"], 100, logged.append)
+
+
+async def _request(
+    app: ObservedApp, method: str, path: str, content: bytes = b""
+) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://target.invalid") as client:
+        return await client.request(method, path, content=content)
+
+
+def test_an_exception_in_the_app_becomes_a_counted_json_500() -> None:
+    metrics, logged = Metrics(), list[BaseException]()
+    response = asyncio.run(_request(_wrap(_failing_app, metrics, logged), "GET", "/x"))
+    assert response.status_code == 500
+    assert response.json()["error"] == "internal_error"
+    assert "boom" not in response.text and "Traceback" not in response.text
+    assert [str(e) for e in logged] == ["boom in a handler"]
+    assert metrics.requests == {("GET", "/x", "500"): 1}
+    assert metrics.in_flight == 0
+
+
+def test_bodies_are_replayed_to_the_app_or_refused_over_the_limit() -> None:
+    metrics, logged = Metrics(), list[BaseException]()
+    app = _wrap(_echo_app, metrics, logged)
+    ok = asyncio.run(_request(app, "POST", "/echo", b"y" * 100))
+    assert ok.status_code == 200
+    assert ok.text == "y" * 10 + "100"  # the whole body reached the app; two chunks counted once
+    big = asyncio.run(_request(app, "POST", "/echo", b"y" * 101))
+    assert big.status_code == 413
+    assert metrics.requests == {("POST", "/echo", "200"): 1, ("POST", "/echo", "413"): 1}
+    assert logged == []
+
+
+def test_metrics_path_is_not_counted() -> None:
+    metrics, logged = Metrics(), list[BaseException]()
+    asyncio.run(_request(_wrap(_echo_app, metrics, logged), "GET", "/metrics"))
+    assert metrics.requests == {}
