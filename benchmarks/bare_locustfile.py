@@ -15,6 +15,9 @@ import random
 
 from locust import FastHttpUser, constant_throughput, task
 
+# The same recording as payments.py: idle without --paybench-dir, measured with --record.
+from harness import plugin  # noqa: F401
+
 _MIX = json.loads(os.environ.get("PAYBENCH_BARE_MIX", "[]"))
 # One cycle of requests in the mix's proportions; each user starts at a random place in it.
 _CYCLE = [

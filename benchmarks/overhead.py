@@ -62,17 +62,16 @@ def one_run(
         cmd += ["--paybench-dir", str(work / "run")]
         env["OVERHEAD_WITH_PAYBENCH"] = "1"
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Locust's CPU over the middle of the run (its own startup and shutdown left out).
     probe = psutil.Process(proc.pid)
-    probe.cpu_percent(None)
     started = time.monotonic()
-    cpu = 0.0
+    time.sleep(1.0)
+    first = sum(probe.cpu_times()[:2]), time.monotonic()
+    time.sleep(max(0.5, seconds - 2.0))
+    last = sum(probe.cpu_times()[:2]), time.monotonic()
+    cpu = 100.0 * (last[0] - first[0]) / (last[1] - first[1])
     while proc.poll() is None and time.monotonic() - started < seconds + 60:
-        time.sleep(0.5)
-        if time.monotonic() - started < seconds:
-            try:
-                cpu = probe.cpu_percent(None) if cpu == 0.0 else cpu
-            except psutil.NoSuchProcess:
-                break
+        time.sleep(0.2)
     if proc.poll() is None:
         proc.kill()
         proc.wait()

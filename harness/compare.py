@@ -270,10 +270,16 @@ def _compare_request(
                 ci_low=low,
                 ci_high=high,
                 significant=None if low is None or high is None else (low > 0 or high < 0),
-                method=method if low is not None else "no interval (no samples or histograms)",
+                method=method if low is not None else _no_interval(b_boot, c_boot),
             )
         )
     return out
+
+
+def _no_interval(base: _Resampler | None, cand: _Resampler | None) -> str:
+    if base is None or cand is None:
+        return "no interval (no samples, or no histograms)"
+    return "no interval (too few requests)"
 
 
 def _wilson(x: int, n: int, z: float) -> tuple[float, float]:

@@ -69,8 +69,12 @@ class Histogram:
     # -- recording ---------------------------------------------------------------------
 
     def record_ns(self, value_ns: int, count: int = 1) -> None:
+        """Record ``count`` samples of one value (clamped to the trackable range)."""
+        if count <= 0:
+            return
         value_ns = min(max(int(value_ns), LOWEST_TRACKABLE_NS), HIGHEST_TRACKABLE_NS)
-        self.record_ns_array(np.full(count, value_ns, dtype=np.int64))
+        index = _indices_for(np.array([value_ns], dtype=np.int64))
+        self._merge(index, np.array([count], dtype=np.int64), value_ns, value_ns)
 
     def record_ms_array(self, values_ms: Sequence[float] | np.ndarray) -> None:
         """Record many latencies given in (float) milliseconds, vectorised.

@@ -889,6 +889,14 @@ def history_import(
     return [store.import_run_dir(Path(d), warmup_s=warmup_s) for d in run_dirs]
 
 
+def format_imported(rows: Sequence[ImportedRun]) -> list[str]:
+    """The lines ``paybench history import`` prints: one per folder."""
+    return [
+        f"{'imported' if r.added else 'already in the history'}: {r.run_id} ({r.path})"
+        for r in rows
+    ]
+
+
 def history_export(
     *,
     history: Path = DEFAULT_HISTORY,

@@ -19,6 +19,7 @@ from harness.store import (
     EXPORT_COLUMNS,
     SCHEMA_VERSION,
     HistoryStore,
+    format_imported,
     history_export,
     history_import,
     history_list,
@@ -400,6 +401,9 @@ def test_import_of_a_copied_run_folder_is_idempotent(tmp_path: Path) -> None:
 
     assert [(r.run_id, r.added) for r in first] == [("20251120T020000Z-c0ffee", True)]
     assert [(r.run_id, r.added) for r in again] == [("20251120T020000Z-c0ffee", False)]
+    assert format_imported(again) == [
+        f"already in the history: 20251120T020000Z-c0ffee ({run_dir})"
+    ]
     assert _count(path, "runs") == 1
     stored = load_run("20251120T020000Z-c0", history=path)
     assert stored.find("GET /api/plans").percentile_ms(95.0) == 90.0

@@ -225,3 +225,12 @@ def test_mean_ci_bootstrap_for_drifting_intervals():
     assert ci.method == stats.METHOD_BLOCK_BOOTSTRAP
     assert ci.contains(total.get_mean_value() / 1000)
     assert ci.width_ms > 1.0  # the drift (20 -> 40 ms) dominates, not the 1 ms noise
+
+
+def test_record_ns_with_a_count_is_one_bucket_update():
+    h = stats.new_histogram()
+    h.record_ns(150_000_000, 5_000_000)  # no array of five million values is built
+    h.record_ns(0)  # clamped to 1 ns
+    assert h.get_total_count() == 5_000_001
+    assert stats.percentile_ms(h, 50) == pytest.approx(150.0, rel=1e-3)
+    assert h.min_ns == 1

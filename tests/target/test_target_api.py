@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import statistics
+import time
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -430,3 +432,14 @@ def test_metrics_count_every_request_but_metrics_itself(target: Running) -> None
     assert re.search(r"^process_cpu_seconds_total \d+\.\d+$", text, re.M)
     rss = re.search(r"^process_resident_memory_bytes (\d+)$", text, re.M)
     assert rss and int(rss.group(1)) > 10_000_000
+
+
+def test_keep_alive_responses_do_not_wait_for_a_delayed_ack(target: Running) -> None:
+    """Regression: without TCP_NODELAY on the accepted sockets (asyncio sets it only when the
+    listening socket's proto is TCP), each keep-alive response stalled ~40 ms (Nagle + ACK)."""
+    latencies = []
+    for _ in range(20):
+        started = time.perf_counter()
+        target.http.post("/api/payments/v2/webhook", json=webhook_body("PBnone", 1), headers=AUTH)
+        latencies.append(time.perf_counter() - started)
+    assert statistics.median(latencies) < 0.030, latencies

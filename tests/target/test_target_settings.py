@@ -17,7 +17,7 @@ from harness.target.auth import (
     webhook_authorization,
     webhook_credentials,
 )
-from harness.target.server import check_loopback
+from harness.target.server import bind, check_loopback
 from harness.target.settings import Latency, known_keys, load_settings, parse_override
 
 # --- webhook authorization -----------------------------------------------------------------
@@ -232,3 +232,15 @@ def test_loopback_hosts_are_accepted(host: str) -> None:
 def test_other_hosts_are_refused(host: str) -> None:
     with pytest.raises(ConfigError, match="loopback only"):
         check_loopback(host)
+
+
+def test_the_listening_socket_is_tcp_so_asyncio_sets_nodelay() -> None:
+    import socket
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+        with pytest.raises(ConfigError, match="already in use; choose another --port or --port 0"):
+            bind("127.0.0.1", sock.getsockname()[1])
+    finally:
+        sock.close()
