@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import click
 
@@ -20,27 +18,22 @@ from harness.errors import EXIT_INTERRUPTED, PaybenchError
 from harness.profiles import PROJECT_ROOT, parse_duration
 from harness.target.cli import target_group
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 
 def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"paybench: error: {message}", err=True)
     sys.exit(code)
 
 
-def user_errors(fn: F) -> F:
-    """Turn a PaybenchError into its one line and exit code; Ctrl-C into exit 130."""
+class PaybenchGroup(click.Group):
+    """The one place where a PaybenchError becomes its line and exit code, for every command."""
 
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def invoke(self, ctx: click.Context) -> Any:
         try:
-            return fn(*args, **kwargs)
+            return super().invoke(ctx)
         except PaybenchError as e:
             _fail(e.message, e.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", EXIT_INTERRUPTED)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _default_budgets() -> Path:
@@ -61,7 +54,7 @@ def _raise_interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=PaybenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="paybench")
 def main() -> None:
     """paybench: load-test a payments API with Locust and judge it against budgets.yaml."""
@@ -160,7 +153,6 @@ def _print_outcome(outcome: Any) -> None:
     help="Fraction of requests the reference target fails on purpose.",
 )
 @click.option("--no-history", is_flag=True, help="Do not record the run in the history.")
-@user_errors
 def run(
     profile: str,
     host: str | None,
@@ -222,7 +214,6 @@ def run(
     help="Budgets file [default: ./budgets.yaml, else the project's].",
 )
 @click.option("--profile", default=None, help="Profile overrides to apply [default: the run's].")
-@user_errors
 def check(run_dir: Path, budgets_path: Path | None, profile: str | None) -> None:
     """Judge an existing run folder again (also one written by plain `locust --csv`)."""
     from harness import pipeline
@@ -243,7 +234,6 @@ def check(run_dir: Path, budgets_path: Path | None, profile: str | None) -> None
     default=None,
     help="Budgets file [default: ./budgets.yaml, else the project's].",
 )
-@user_errors
 def report(run_dir: Path, budgets_path: Path | None) -> None:
     """Render report.html, summary.md and junit.xml of a run folder again."""
     from harness import pipeline
@@ -319,7 +309,6 @@ def report(run_dir: Path, budgets_path: Path | None) -> None:
     default=None,
     help="Behaviour model YAML for the built-in reference target.",
 )
-@user_errors
 def capacity(
     host: str | None,
     budgets_path: Path | None,

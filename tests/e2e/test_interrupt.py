@@ -45,7 +45,7 @@ def test_ctrl_c_keeps_the_measurements_and_exits_130(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+            proc.communicate()
     assert proc.returncode == 130, stdout + stderr
     assert time.monotonic() - started < 30  # stopped promptly, not at the end of the 60 s
     assert "Traceback" not in stderr
