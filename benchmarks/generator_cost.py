@@ -189,8 +189,8 @@ def bare_mix(counts: dict[tuple[str, str], int], fx: Fixtures) -> list[dict[str,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=20, help="users per run (default 20)")
-    parser.add_argument("--window", type=float, default=6.0, help="measured seconds per run")
-    parser.add_argument("--repeat", type=int, default=3, help="pairs of runs (median taken)")
+    parser.add_argument("--window", type=float, default=10.0, help="measured seconds per run")
+    parser.add_argument("--repeat", type=int, default=5, help="pairs of runs (median taken)")
     parser.add_argument("--record", action="store_true", help="with harness.plugin recording")
     args = parser.parse_args(argv)
 

@@ -345,4 +345,133 @@ def capacity(
     sys.exit(result.exit_code)
 
 
+_history_option = click.option(
+    "--history",
+    type=click.Path(path_type=Path),
+    default=Path("reports/history.sqlite"),
+    show_default=True,
+    help="The history store.",
+)
+
+
+@main.group()
+def history() -> None:
+    """The history of runs: list, import run folders, export."""
+
+
+@history.command("list")
+@_history_option
+@click.option("--profile", default=None, help="Only runs of this profile.")
+@click.option("--last", type=click.IntRange(min=1), default=None, help="Only the last N runs.")
+def history_list(history: Path, profile: str | None, last: int | None) -> None:
+    """List the recorded runs, oldest first."""
+    from harness import store
+
+    for line in store.format_run_rows(
+        store.history_list(history=history, profile=profile, last=last)
+    ):
+        click.echo(line)
+
+
+@history.command("import")
+@_history_option
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+def history_import(history: Path, run_dirs: tuple[Path, ...]) -> None:
+    """Record run folders (e.g. CI artefacts) in the history; a run already there is skipped."""
+    from harness import store
+
+    for line in store.format_imported(store.history_import(history=history, run_dirs=run_dirs)):
+        click.echo(line)
+
+
+@history.command("export")
+@_history_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl"]),
+    default="csv",
+    show_default=True,
+    help="One row per run and request name.",
+)
+@click.option("--profile", default=None, help="Only runs of this profile.")
+@click.option("--last", type=click.IntRange(min=1), default=None, help="Only the last N runs.")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write to this file instead of standard output.",
+)
+def history_export(
+    history: Path, fmt: str, profile: str | None, last: int | None, output: Path | None
+) -> None:
+    """Export the per-request metrics of the recorded runs."""
+    from harness import store
+
+    text = store.history_export(history=history, fmt=fmt, profile=profile, last=last)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
+
+
+@main.command()
+@click.argument("base")
+@click.argument("candidate")
+@_history_option
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Compare even when profile, users, scenario version or target differ.",
+)
+def compare(base: str, candidate: str, history: Path, force: bool) -> None:
+    """Compare two runs (run ids or run folders): change, 95 % CI, significance."""
+    from harness import compare as compare_mod
+    from harness import store
+
+    comparison = store.compare_refs(base=base, candidate=candidate, history=history, force=force)
+    for line in compare_mod.format_comparison(comparison):
+        click.echo(line)
+
+
+@main.command()
+@_history_option
+@click.option("--profile", default=None, help="Profile to follow [default: the latest run's].")
+@click.option(
+    "--last",
+    type=click.IntRange(min=2),
+    default=30,
+    show_default=True,
+    help="How many recent runs.",
+)
+@click.option(
+    "--budgets",
+    "budgets_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Budgets file for the budget lines [default: ./budgets.yaml, else the project's].",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("reports/trend"),
+    show_default=True,
+    help="Where trend.html and trend.md go.",
+)
+def trend(
+    history: Path, profile: str | None, last: int, budgets_path: Path | None, out: Path
+) -> None:
+    """Trend report: metrics across runs, change points, budget use."""
+    from harness.budgets import load_budgets
+    from harness.report.trend import trend_report
+
+    budgets = load_budgets(budgets_path or _default_budgets(), profile=profile)
+    html, md = trend_report(
+        out_dir=out, history=history, profile=profile, last=last, budgets=budgets
+    )
+    click.echo(f"wrote {html}")
+    click.echo(f"wrote {md}")
+
+
 main.add_command(target_group)

@@ -294,13 +294,7 @@ def judge(
 
         store = HistoryStore(history_path or run_dir.parent.parent / "history.sqlite")
         if budgets.regressions:
-            baseline = store.baseline(
-                profile=result.meta.profile,
-                users=result.meta.users,
-                scenario_version=result.meta.scenario_version,
-                n=budgets.baseline_runs,
-                exclude_run_id=result.meta.run_id,
-            )
+            baseline = store.baseline_for(result, n=budgets.baseline_runs)
     if baseline is not None:
         _write_baseline(run_dir, baseline)
     verdict = evaluate(result, budgets, baseline)

@@ -402,8 +402,10 @@ def _install_pacing(user_classes: list[type]) -> list[tuple[str, float]]:
             continue
         paced.append((cls.__name__, pacing_s))
         original = cls.wait_time
-        if getattr(original, "_paybench_pacing_s", None):
+        if getattr(original, "_paybench_class", None) is cls:
             continue  # wrapped by an earlier test in this process
+        # A subclass of a wrapped class gets a wrapper of its own, in its own name.
+        original = getattr(original, "_paybench_original", original)
 
         def wait_time(
             user: Any,
@@ -418,7 +420,14 @@ def _install_pacing(user_classes: list[type]) -> list[tuple[str, float]]:
             return wait_s
 
         wait_time._paybench_pacing_s = pacing_s  # type: ignore[attr-defined]
+        wait_time._paybench_class = cls  # type: ignore[attr-defined]
+        wait_time._paybench_original = original  # type: ignore[attr-defined]
         cls.wait_time = wait_time
+    if paced:
+        logger.info(
+            "paybench: paced users (latency from the intended start recorded too): %s",
+            ", ".join(f"{name} every {pacing_s:g} s" for name, pacing_s in paced),
+        )
     return paced
 
 
@@ -446,7 +455,6 @@ class _State:
     final_sent: bool = False
     finals_sent: int = 0
     written: bool = False
-    paced_classes: list[tuple[str, float]] = field(default_factory=list)
 
 
 _STATE = _State()
@@ -535,7 +543,7 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
             ) if _STATE.aggregator else None
         _STATE.recorder = recorder
         _install_request_tracking()
-        _STATE.paced_classes = _install_pacing(list(environment.user_classes))
+        _install_pacing(list(environment.user_classes))
         environment.events.request.add_listener(recorder.on_request)
     _STATE.users.append({"epoch": now, "users": int(environment.runner.user_count)})
     if _STATE.tick is None:

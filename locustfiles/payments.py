@@ -406,14 +406,16 @@ class PaybenchUser(FastHttpUser):
         """One request with its verdict: the parsed body when the status is ``expected``
         and ``check(doc)`` (if given) returns no problem; else None, marked as failed."""
         with self.client.request(method, path, name=name, catch_response=True, **kwargs) as resp:
-            problem = rules.status_problem(
-                expected, resp.status_code, resp.content, getattr(resp, "error", None)
-            )
+            content = resp.content
             doc = None
-            if problem is None:
-                doc, problem = rules.parse_json(resp.content)
-            if problem is None and check is not None:
-                problem = check(doc)
+            if resp.status_code == expected:
+                doc, problem = rules.parse_json(content)
+                if problem is None and check is not None:
+                    problem = check(doc)
+            else:
+                problem = rules.status_problem(
+                    expected, resp.status_code, content, getattr(resp, "error", None)
+                )
             if problem is not None:
                 resp.failure(problem)
                 return None

@@ -180,8 +180,10 @@ def parse_json(content: bytes | None) -> tuple[Any, str | None]:
     if not content:
         return None, "expected a JSON body, got an empty body"
     try:
-        return json.loads(content), None
-    except ValueError:
+        # Decoding first spares json.loads its encoding detection (UTF-8 is JSON's rule).
+        text = content.decode() if isinstance(content, bytes) else content
+        return json.loads(text), None
+    except ValueError:  # UnicodeDecodeError is one too
         return None, f"expected a JSON body, got: {body_excerpt(content)}"
 
 
