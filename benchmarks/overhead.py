@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -61,7 +62,7 @@ def one_run(
     work.mkdir(parents=True)
     cmd = [
         sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", url,
-        "-u", str(users), "-r", str(users), "-t", f"{seconds + WARMUP_S + 2}s",
+        "-u", str(users), "-r", str(users), "-t", f"{math.ceil(seconds + WARMUP_S + 2)}s",
         "--only-summary", "--exit-code-on-error", "0",
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYBENCH_")}
@@ -95,9 +96,12 @@ def _served(url: str) -> int:
         return int(json.load(response)["total"])
 
 
+PIN = True
+
+
 def _pin(pid: int, core_index: int) -> None:
     cores = sorted(os.sched_getaffinity(0))
-    if len(cores) >= 2:
+    if PIN and len(cores) >= 2:
         psutil.Process(pid).cpu_affinity([cores[core_index]])
 
 
@@ -106,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--no-pin", action="store_true", help="leave CPU placement to the OS")
     args = parser.parse_args(argv)
+    global PIN
+    PIN = not args.no_pin
     server = subprocess.Popen(
         [sys.executable, str(SERVER), "--parent-pid", str(os.getpid())],
         stdout=subprocess.PIPE,

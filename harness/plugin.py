@@ -98,14 +98,8 @@ class _PaceState:
     slip_s: float | None = None  # how late this iteration started (set at its first request)
 
 
-@dataclass
-class _Pending:
-    """A request sent whose outcome Locust has not reported yet."""
-
-    method: str
-    name: str | None
-    url: str
-    session: Any
+# A request sent whose outcome Locust has not reported yet: (method, name, url, session).
+Pending = tuple[str, str | None, str, Any]
 
 
 class Recorder:
@@ -127,11 +121,10 @@ class Recorder:
         self._cut_off: list[tuple[Key, int, int]] = []
         self._failure_rows: dict[tuple[str, str, str], list[float]] = {}
         self._cpu: list[list[float]] = []
-        self.pending: dict[Any, list[_Pending]] = {}
+        self.pending: dict[Any, list[Pending]] = {}
         self.pace: dict[Any, _PaceState] = {}
         self.pace_states: list[_PaceState] = []
         self.paced_totals: dict[str, list[float]] = {}
-        self.tracking = True
 
     # The hot path: called for every request. Keep it to dictionary and list operations.
     def on_request(
@@ -160,7 +153,7 @@ class Recorder:
         pending = self.pending.get(greenlet)
         if pending:
             for i in range(len(pending) - 1, -1, -1):
-                if pending[i].method == request_type:
+                if pending[i][0] == request_type:
                     del pending[i]
                     break
         if self.pace:
@@ -235,8 +228,8 @@ class Recorder:
         """Count every request still waiting for its outcome as cut off at stop."""
         counts: dict[Key, int] = {}
         for pending in self.pending.values():
-            for p in pending:
-                key = (p.method, _resolved_name(p))
+            for token in pending:
+                key = (token[0], _resolved_name(token))
                 counts[key] = counts.get(key, 0) + 1
         self.pending = {}
         index = int(stop_epoch * self._per_s)
@@ -312,15 +305,16 @@ def _empty(encode: bool) -> Any:
     return stats.encode_histogram(h) if encode else h
 
 
-def _resolved_name(p: _Pending) -> str:
+def _resolved_name(token: Pending) -> str:
     """The name Locust would have reported for a request that never completed."""
-    if p.name:
-        return p.name
-    if isinstance(p.session, HttpSession):
+    _, name, url, session = token
+    if name:
+        return name
+    if isinstance(session, HttpSession):
         # HttpSession names a request by the path (and query) of the URL it requested.
-        parts = urllib.parse.urlsplit(p.session._build_url(p.url))
+        parts = urllib.parse.urlsplit(session._build_url(url))
         return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return p.url  # FastHttpSession: the url argument as given
+    return url  # FastHttpSession: the url argument as given
 
 
 # -- cut-off tracking: wrap the HTTP sessions' request() --------------------------------------
@@ -329,12 +323,11 @@ def _resolved_name(p: _Pending) -> str:
 def _tracked(original: Callable[..., Any]) -> Callable[..., Any]:
     def request(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         recorder = _STATE.recorder
-        if recorder is None or not recorder.tracking:
+        if recorder is None:
             return original(self, method, url, *args, **kwargs)
-        name = (
-            kwargs.get("name") or (args[0] if args else None) or getattr(self, "request_name", None)
-        )
-        token = _Pending(method, name, url, self)
+        # (method, name as Locust will resolve it, url, session); a tuple: this runs per request.
+        name = kwargs.get("name") or (args[0] if args else None) or self.request_name
+        token = (method, name, url, self)
         greenlet = getcurrent()
         pending = recorder.pending.get(greenlet)
         if pending is None:
