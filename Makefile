@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# RUN_ARGS adds options, e.g. make run RUN_ARGS="--workers 2"
 run: $(STAMP)
-	$(BIN)/paybench run --profile smoke
+	$(BIN)/paybench run --profile smoke $(RUN_ARGS)
 
 # The report's browser test needs Debian's chromium; install it when missing and we may.
 browser:

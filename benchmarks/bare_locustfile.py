@@ -13,6 +13,7 @@ import json
 import os
 import random
 
+import gevent
 from locust import FastHttpUser, constant_throughput, task
 
 # The same recording as payments.py: idle without --paybench-dir, measured with --record.
@@ -32,11 +33,17 @@ _CYCLE = [
 ]
 
 
+_RATE = float(os.environ.get("PAYBENCH_BARE_RPS_PER_USER", "10"))
+
+
 class BareUser(FastHttpUser):
-    wait_time = constant_throughput(float(os.environ.get("PAYBENCH_BARE_RPS_PER_USER", "10")))
+    wait_time = constant_throughput(_RATE)
 
     def on_start(self) -> None:
         self.position = random.randrange(len(_CYCLE))
+        # Users spawned together would stay in phase and share every wake-up of the event
+        # loop, which no real set of clients does (nor the scenario's): spread them out.
+        gevent.sleep(random.random() / _RATE)
 
     @task
     def send(self) -> None:

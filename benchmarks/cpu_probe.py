@@ -31,6 +31,9 @@ def _snapshot() -> dict[str, float]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "cpu_s": usage.ru_utime + usage.ru_stime,
+        "user_s": usage.ru_utime,
+        "system_s": usage.ru_stime,
+        "voluntary_switches": usage.ru_nvcsw,
         "requests": _http_requests(),
         "wall_s": time.monotonic(),
     }

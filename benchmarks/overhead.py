@@ -52,7 +52,13 @@ class Bare(FastHttpUser):
 
 
 def one_run(
-    locustfile: Path, url: str, work: Path, with_paybench: bool, seconds: int, users: int
+    locustfile: Path,
+    url: str,
+    work: Path,
+    with_paybench: bool,
+    seconds: int,
+    users: int,
+    pin: bool,
 ) -> tuple[float, float, float]:
     """(requests/s, requests per CPU-second of Locust, Locust's CPU %) over a steady window.
 
@@ -72,7 +78,7 @@ def one_run(
         env["OVERHEAD_WITH_PAYBENCH"] = "1"
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _pin(proc.pid, 0)
+        _pin(proc.pid, 0, pin)
         probe = psutil.Process(proc.pid)
         time.sleep(WARMUP_S)
         first = (_served(url), sum(probe.cpu_times()[:2]), time.monotonic())
@@ -96,12 +102,9 @@ def _served(url: str) -> int:
         return int(json.load(response)["total"])
 
 
-PIN = True
-
-
-def _pin(pid: int, core_index: int) -> None:
+def _pin(pid: int, core_index: int, enabled: bool) -> None:
     cores = sorted(os.sched_getaffinity(0))
-    if PIN and len(cores) >= 2:
+    if enabled and len(cores) >= 2:
         psutil.Process(pid).cpu_affinity([cores[core_index]])
 
 
@@ -112,8 +115,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--no-pin", action="store_true", help="leave CPU placement to the OS")
     args = parser.parse_args(argv)
-    global PIN
-    PIN = not args.no_pin
     server = subprocess.Popen(
         [sys.executable, str(SERVER), "--parent-pid", str(os.getpid())],
         stdout=subprocess.PIPE,
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     ratios: list[float] = []
     cpu_ratios: list[float] = []
     try:
-        _pin(server.pid, 1)
+        _pin(server.pid, 1, not args.no_pin)
         url = f"http://127.0.0.1:{int(server.stdout.readline().split()[1])}"
         with tempfile.TemporaryDirectory(prefix="paybench-overhead-") as tmp:
             locustfile = Path(tmp) / "bare_locustfile.py"
@@ -138,7 +139,13 @@ def main(argv: list[str] | None = None) -> int:
                 for with_paybench in order:
                     work = Path(tmp) / f"pair{pair}-{'with' if with_paybench else 'without'}"
                     result[with_paybench] = one_run(
-                        locustfile, url, work, with_paybench, args.seconds, args.users
+                        locustfile,
+                        url,
+                        work,
+                        with_paybench,
+                        args.seconds,
+                        args.users,
+                        not args.no_pin,
                     )
                 without, with_ = result[False], result[True]
                 ratios.append(with_[0] / without[0])

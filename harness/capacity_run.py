@@ -23,10 +23,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
-import signal
-import subprocess
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,10 +58,10 @@ from harness.hosts import check_host
 from harness.locust_run import (
     LOG_FILE,
     LocustPlan,
-    build_command,
     create_run_dir,
     log_tail,
     new_run_id,
+    run_locust,
     write_run_json,
 )
 from harness.model import AGGREGATE_KEY, Budgets, RequestStats, RunMeta, RunResult
@@ -86,9 +82,6 @@ LIVE_METRICS = ("avg", "p95", "error_rate", "rps")
 # A step is too short to judge a request count: that budget is about whole runs.
 STEP_EXCLUDED_METRICS = ("count",)
 _POLL_S = 0.25
-_INTERRUPT_GRACE_S = 20.0
-# The shape ends the run after its last step; beyond this it is stopped from here.
-_STOP_GRACE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -595,62 +588,32 @@ class _Run:
     command: tuple[str, ...]
 
 
-def _now_iso() -> str:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def _run_until_stopped(plan: LocustPlan, monitor: _LiveMonitor, deadline_s: float) -> _Run:
     """Run Locust until its shape ends the run, the monitor says stop, or Ctrl-C.
 
     Stopping is one SIGINT, as a terminal's Ctrl-C would send: Locust stops its users,
     writes its CSV and HTML, and the plugin its histograms; SIGKILL only if that hangs.
     """
-    cmd = build_command(plan)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", **plan.env}
-    started_at = _now_iso()
-    deadline = time.monotonic() + deadline_s + _STOP_GRACE_S
-    interrupted = False
-    stop: StopDecision | None = None
-    with (plan.run_dir / LOG_FILE).open("wb") as log:
-        try:
-            proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
-        except OSError as e:
-            raise TargetError(f"could not start Locust ({cmd[0]}): {e.strerror}") from None
-        try:
-            while proc.poll() is None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=_POLL_S)
-                if proc.returncode is not None:
-                    break
-                stop = monitor.poll()
-                if stop is not None or time.monotonic() > deadline:
-                    _interrupt(proc)
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
-            _interrupt(proc)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    if stop is None and not interrupted:
+    decisions: list[StopDecision] = []
+
+    def should_stop() -> bool:
+        decision = monitor.poll()
+        if decision is not None:
+            decisions.append(decision)
+        return decision is not None
+
+    outcome = run_locust(plan, poll_s=_POLL_S, should_stop=should_stop, max_duration_s=deadline_s)
+    stop = decisions[0] if decisions else None
+    if stop is None and not outcome.interrupted:
         monitor.poll()  # the progress line of the last step (the shape ended the run)
-    return _Run(proc.returncode, interrupted, stop, started_at, _now_iso(), tuple(cmd))
-
-
-def _interrupt(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=_INTERRUPT_GRACE_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    return _Run(
+        outcome.returncode,
+        outcome.interrupted,
+        stop,
+        outcome.started_at,
+        outcome.ended_at,
+        outcome.command,
+    )
 
 
 def _facts(

@@ -60,6 +60,28 @@ def main() -> None:
     """paybench: load-test a payments API with Locust and judge it against budgets.yaml."""
 
 
+# Options that several commands share.
+_host_option = click.option(
+    "--host",
+    default=None,
+    help="Target base URL. Without it, the built-in reference API is started on loopback.",
+)
+_budgets_option = click.option(
+    "--budgets",
+    "budgets_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Budgets file [default: ./budgets.yaml, else the project's].",
+)
+_out_option = click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Output root; the run folder is <out>/runs/<run-id>/.",
+)
+
+
 def _print_outcome(outcome: Any) -> None:
     from harness.evaluate import format_verdict_table
 
@@ -86,18 +108,8 @@ def _print_outcome(outcome: Any) -> None:
     show_default=True,
     help="Load profile: a file locustfiles/profiles/<name>.conf.",
 )
-@click.option(
-    "--host",
-    default=None,
-    help="Target base URL. Without it, the built-in reference API is started on loopback.",
-)
-@click.option(
-    "--budgets",
-    "budgets_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Budgets file [default: ./budgets.yaml, else the project's].",
-)
+@_host_option
+@_budgets_option
 @click.option(
     "--users", type=click.IntRange(min=1), default=None, help="Override the profile's users."
 )
@@ -115,13 +127,7 @@ def _print_outcome(outcome: Any) -> None:
     show_default=True,
     help="Locust worker processes (--processes N); 0 runs one process.",
 )
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("reports"),
-    show_default=True,
-    help="Output root; the run folder is <out>/runs/<run-id>/.",
-)
+@_out_option
 @click.option(
     "--allow-host",
     "allow_hosts",
@@ -206,13 +212,7 @@ def run(
 
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option(
-    "--budgets",
-    "budgets_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Budgets file [default: ./budgets.yaml, else the project's].",
-)
+@_budgets_option
 @click.option("--profile", default=None, help="Profile overrides to apply [default: the run's].")
 def check(run_dir: Path, budgets_path: Path | None, profile: str | None) -> None:
     """Judge an existing run folder again (also one written by plain `locust --csv`)."""
@@ -227,13 +227,7 @@ def check(run_dir: Path, budgets_path: Path | None, profile: str | None) -> None
 
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option(
-    "--budgets",
-    "budgets_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Budgets file [default: ./budgets.yaml, else the project's].",
-)
+@_budgets_option
 def report(run_dir: Path, budgets_path: Path | None) -> None:
     """Render report.html, summary.md and junit.xml of a run folder again."""
     from harness import pipeline
@@ -244,18 +238,8 @@ def report(run_dir: Path, budgets_path: Path | None) -> None:
 
 
 @main.command()
-@click.option(
-    "--host",
-    default=None,
-    help="Target base URL. Without it, the built-in reference API is started on loopback.",
-)
-@click.option(
-    "--budgets",
-    "budgets_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Budgets file [default: ./budgets.yaml, else the project's].",
-)
+@_host_option
+@_budgets_option
 @click.option(
     "--start-users",
     type=click.IntRange(min=1),
@@ -290,13 +274,7 @@ def report(run_dir: Path, budgets_path: Path | None) -> None:
     default=None,
     help="Expected peak requests/s [default: capacity.expected_peak_rps in budgets].",
 )
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("reports"),
-    show_default=True,
-    help="Output root; the run folder is <out>/runs/<run-id>/.",
-)
+@_out_option
 @click.option(
     "--allow-host",
     "allow_hosts",

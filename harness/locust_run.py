@@ -90,6 +90,7 @@ class LocustOutcome:
     returncode: int | None
     interrupted: bool
     timed_out: bool
+    stopped: bool  # ended early because should_stop() said so
     started_at: str
     ended_at: str
     command: tuple[str, ...]
@@ -176,18 +177,22 @@ def run_locust(
     plan: LocustPlan,
     on_progress: Callable[[Progress], None] | None = None,
     poll_s: float = 0.5,
+    should_stop: Callable[[], bool] | None = None,
+    max_duration_s: float | None = None,
 ) -> LocustOutcome:
-    """Run Locust to the end (or until interrupted) and return how it ended.
+    """Run Locust to the end (or until interrupted or ``should_stop()``) and say how it ended.
 
     Locust gets its own session so that a terminal's Ctrl-C reaches only us; we forward
-    exactly one SIGINT, which makes Locust stop its users and write its outputs.
+    exactly one SIGINT, which makes Locust stop its users and write its outputs. The same
+    SIGINT ends a run early when ``should_stop()`` (asked every ``poll_s``) says so.
     """
     cmd = build_command(plan)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **plan.env}
     started_at = _now_iso()
     deadline = None
-    if plan.run_time_s is not None:
-        deadline = time.monotonic() + plan.run_time_s + _STOP_GRACE_S
+    planned = plan.run_time_s if plan.run_time_s is not None else max_duration_s
+    if planned is not None:
+        deadline = time.monotonic() + planned + _STOP_GRACE_S
     live, offset = plan.run_dir / LIVE_FILE, 0
     with (plan.run_dir / LOG_FILE).open("wb") as log:
         try:
@@ -196,7 +201,7 @@ def run_locust(
             )
         except OSError as e:
             raise TargetError(f"could not start Locust ({cmd[0]}): {e.strerror}") from None
-        interrupted = timed_out = False
+        interrupted = timed_out = stopped = False
         try:
             while True:
                 try:
@@ -208,6 +213,10 @@ def run_locust(
                     lines, offset = read_progress(live, offset)
                     for p in lines:
                         on_progress(p)
+                if should_stop is not None and should_stop():
+                    stopped = True
+                    _stop(proc)
+                    break
                 if deadline is not None and time.monotonic() > deadline:
                     timed_out = True
                     _stop(proc)
@@ -227,6 +236,7 @@ def run_locust(
         returncode=proc.returncode,
         interrupted=interrupted,
         timed_out=timed_out,
+        stopped=stopped,
         started_at=started_at,
         ended_at=_now_iso(),
         command=tuple(cmd),

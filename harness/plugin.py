@@ -133,9 +133,12 @@ class Recorder:
         name: str,
         response_time: float,
         response_length: int = 0,
+        response: Any = None,
+        context: Any = None,
         exception: BaseException | None = None,
         start_time: float | None = None,
-        **_kw: Any,
+        url: str | None = None,
+        **_kw: Any,  # Locust's own keywords are all named above: no dict built per call
     ) -> None:
         now = time.time()
         index = int(now * self._per_s)

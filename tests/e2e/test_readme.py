@@ -70,3 +70,13 @@ def test_serve_refuses_a_non_loopback_address() -> None:
     assert r.returncode == 2
     assert r.stderr.startswith("paybench: error: target --host 10.1.2.3: ")
     assert "Traceback" not in r.stderr
+
+
+def test_make_run_prints_the_verdict_and_where_the_report_is(tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    r = subprocess.run(["make", "run", f"RUN_ARGS=--out {out} --no-history"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "PASS: all" in r.stdout
+    run_dir = next((out / "runs").iterdir())
+    assert f"report:     {run_dir / 'report.html'}" in r.stdout
