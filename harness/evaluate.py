@@ -452,16 +452,13 @@ def evaluate(result: RunResult, budgets: Budgets, baseline: Baseline | None = No
         results.extend(_judge(b, result))
     for rb in budgets.regressions:
         results.extend(_judge_regression(rb, result, baseline))
-    # UNRELIABLE first: a saturated generator makes even a finished run's figures suspect.
-    if result.unreliable_reasons:
-        reasons = tuple(result.unreliable_reasons)
-        if result.incomplete:
-            reasons += (result.incomplete_reason or "the run did not finish",)
-        return Verdict("UNRELIABLE", tuple(results), reasons)
+    # INCOMPLETE first: a run that did not finish is that, whatever else is wrong with it;
+    # then UNRELIABLE: a saturated generator makes even a finished run's figures suspect.
     if result.incomplete:
-        return Verdict(
-            "INCOMPLETE", tuple(results), (result.incomplete_reason or "the run did not finish",)
-        )
+        reasons = (result.incomplete_reason or "the run did not finish",)
+        return Verdict("INCOMPLETE", tuple(results), reasons + tuple(result.unreliable_reasons))
+    if result.unreliable_reasons:
+        return Verdict("UNRELIABLE", tuple(results), tuple(result.unreliable_reasons))
     outcome = "FAIL" if any(not r.passed for r in results) else "PASS"
     return Verdict(outcome, tuple(results))
 

@@ -69,6 +69,9 @@ class LocustPlan:
     spawn_rate: float | None = None
     run_time_s: float | None = None
     workers: int = 0  # Locust's --processes; 0 runs a single process
+    # Users finish the task they are in when the run time is up (None: the profile's or
+    # Locust's own setting), so that few requests are cut off in flight.
+    stop_timeout_s: float | None = None
     extra_args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
 
@@ -126,14 +129,20 @@ def build_command(plan: LocustPlan) -> list[str]:
         cmd += ["--spawn-rate", f"{plan.spawn_rate:g}"]
     if plan.run_time_s is not None:
         cmd += ["--run-time", f"{max(1, round(plan.run_time_s))}s"]
+    if plan.stop_timeout_s is not None:
+        cmd += ["--stop-timeout", f"{plan.stop_timeout_s:g}"]
     if plan.workers > 0:
+        port = str(free_loopback_port())
         cmd += [
             "--processes",
             str(plan.workers),
             "--master-bind-host",
             "127.0.0.1",
+            # the forked workers connect to --master-port: both must name the free port
             "--master-bind-port",
-            str(free_loopback_port()),
+            port,
+            "--master-port",
+            port,
         ]
     cmd += list(plan.extra_args)
     return cmd

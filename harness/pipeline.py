@@ -44,6 +44,8 @@ HEALTH_PATHS = (
 )
 PREFLIGHT_TIMEOUT_S = 10.0
 BUDGETS_SNAPSHOT = "budgets.yaml"
+# How long users may finish their current task after the run time (Locust's --stop-timeout).
+STOP_TIMEOUT_S = 10.0
 BASELINE_FILE = "baseline.json"
 
 
@@ -239,6 +241,7 @@ def run(
             spawn_rate=spawn_rate,
             run_time_s=run_time_s,
             workers=workers,
+            stop_timeout_s=None if "stop-timeout" in prof.settings else STOP_TIMEOUT_S,
         )
         write_run_json(run_dir, {**meta, "status": "running"})
         outcome = run_locust(

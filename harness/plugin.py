@@ -94,7 +94,8 @@ class _PaceState:
     pacing_s: float
     anchor_epoch: float  # start of its first scheduled iteration
     intended_epoch: float
-    iterations: int = 1
+    iterations: int = 1  # iterations started or about to start (the last at next_epoch)
+    next_epoch: float = 0.0  # when the latest scheduled iteration starts (after its wait)
     slip_s: float | None = None  # how late this iteration started (set at its first request)
 
 
@@ -212,17 +213,21 @@ class Recorder:
         else:
             state.intended_epoch += pacing_s
             state.iterations += 1
+        state.next_epoch = start
         state.slip_s = None
 
     def close_pacing(self, stop_epoch: float) -> None:
         """Sum up intended and achieved iterations per paced User class at stop."""
         totals: dict[str, list[float]] = {}
         for state in self.pace_states:
+            # Starts in [anchor, stop]: intended on the schedule, achieved in fact (an
+            # iteration still waiting to start at stop never began).
             intended = math.floor(max(0.0, stop_epoch - state.anchor_epoch) / state.pacing_s) + 1
+            achieved = state.iterations - (1 if state.next_epoch > stop_epoch else 0)
             row = totals.setdefault(state.user_class, [state.pacing_s, 0, 0.0, 0])
             row[1] += 1
             row[2] += intended
-            row[3] += state.iterations
+            row[3] += achieved
         self.paced_totals = totals
 
     # -- stop --------------------------------------------------------------------------------
@@ -497,19 +502,20 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     _configure_from_options()
     if _STATE.enabled and not _STATE.interval_s > 0:
         raise SystemExit(f"--paybench-interval must be positive, got {_STATE.interval_s}")
-    events = environment.events
+    hooks = environment.events
     if _STATE.role == "master":
         runner.register_message(MSG_FINAL, _guarded(_on_final_message))
-        events.worker_report.add_listener(_guarded(_on_worker_report))
+        hooks.worker_report.add_listener(_guarded(_on_worker_report))
     elif _STATE.role == "worker":
         runner.register_message(MSG_STOP, _guarded(_on_stop_message))
-        events.report_to_master.add_listener(_guarded(_on_report_to_master))
-    events.test_start.add_listener(_guarded(_on_test_start))
-    events.spawning_complete.add_listener(_guarded(_on_spawning_complete))
-    events.test_stopping.add_listener(_guarded(_on_test_stopping))
-    events.test_stop.add_listener(_guarded(_on_test_stop))
-    events.quitting.add_listener(_guarded(_on_quitting))
-    events.quit.add_listener(_guarded(_on_quit))
+        hooks.report_to_master.add_listener(_guarded(_on_report_to_master))
+    hooks.test_start.add_listener(_guarded(_on_test_start))
+    hooks.spawning_complete.add_listener(_guarded(_on_spawning_complete))
+    hooks.test_stopping.add_listener(_guarded(_on_test_stopping))
+    hooks.test_stop.add_listener(_guarded(_on_test_stop))
+    # quitting fires in reverse order: ours (added after the runner's) runs first.
+    hooks.quitting.add_listener(_guarded(_on_quitting))
+    hooks.quit.add_listener(_guarded(_on_quit))
     if _STATE.role != "worker":
         atexit.register(_write_once)
 
@@ -534,9 +540,8 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
         recorder = Recorder(_STATE.interval_s, process)
         if _STATE.recorder is not None:  # a second test in this process (web UI)
             environment.events.request.remove_listener(_STATE.recorder.on_request)
-            _STATE.aggregator.apply(
-                _STATE.recorder.take(encode=False)
-            ) if _STATE.aggregator else None
+            if _STATE.aggregator is not None:
+                _STATE.aggregator.apply(_STATE.recorder.take(encode=False))
         _STATE.recorder = recorder
         _install_request_tracking()
         _install_pacing(list(environment.user_classes))

@@ -108,7 +108,7 @@ def _from_recording(
         locust_requests=locust_requests,
         incomplete=incomplete,
         incomplete_reason=incomplete_reason,
-        unreliable_reasons=tuple(generator_unreliable_reasons(rec)),
+        unreliable_reasons=tuple(generator_unreliable_reasons(rec, steady_start, stop)),
         exact=True,
         whole_run=rec.aggregate(),
     )

@@ -67,7 +67,9 @@ SENDER_IDLE_S = 1.0
 
 @events.init_command_line_parser.add_listener
 def add_knobs(parser: Any, **_kwargs: Any) -> None:
-    """The scenario knobs: in ``locust --help``, config files, the web UI and the env."""
+    """The scenario knobs: options, config-file keys, environment variables, web UI fields.
+
+    ``python locustfiles/payments.py --help`` lists them (see the end of this file)."""
 
     def knob(option: str, env: str, kind: Any, default: Any, text: str, **extra: Any) -> None:
         # %% because argparse formats help strings.

@@ -245,6 +245,10 @@ def health_problem(doc: Any, full: bool) -> str | None:
     return None
 
 
+def _service_state(value: Any) -> Any:
+    return value.get("status") if isinstance(value, Mapping) else value
+
+
 INITIATE_FIELDS = ("merchant_order_id", "order_id", "state", "expire_at")
 
 
@@ -318,10 +322,6 @@ def duplicate_problem(doc: Any, settled_state: str | None) -> str | None:
     if settled_state is not None and state is not None and state != settled_state:
         return f"the duplicate callback moved the order from {settled_state} to {state!r}"
     return None
-
-
-def _service_state(value: Any) -> Any:
-    return value.get("status") if isinstance(value, Mapping) else value
 
 
 def expiry_epoch_s(value: Any) -> float | None:

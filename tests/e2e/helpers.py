@@ -11,8 +11,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def paybench(*args: str, cwd: Path | None = None, timeout: float = 180,
-             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def paybench(
+    *args: str, cwd: Path | None = None, timeout: float = 180, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real CLI, as a user would, bounded in time."""
     return subprocess.run(
         [sys.executable, "-m", "harness", *args],

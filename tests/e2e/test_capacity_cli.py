@@ -13,8 +13,21 @@ pytestmark = pytest.mark.e2e
 
 def test_capacity_command_answers_and_writes_its_reports(tmp_path: Path) -> None:
     out = tmp_path / "reports"
-    r = paybench("capacity", "--start-users", "2", "--step-users", "2", "--max-users", "4",
-                 "--step-time", "3s", "--expected-peak-rps", "1", "--out", str(out))
+    r = paybench(
+        "capacity",
+        "--start-users",
+        "2",
+        "--step-users",
+        "2",
+        "--max-users",
+        "4",
+        "--step-time",
+        "3s",
+        "--expected-peak-rps",
+        "1",
+        "--out",
+        str(out),
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     run_dir = only_run_dir(out)
     assert "One instance holds the budgets" in r.stdout

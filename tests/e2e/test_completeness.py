@@ -27,8 +27,18 @@ def test_reported_count_equals_served_count(tmp_path: Path, workers: int) -> Non
     out = tmp_path / "reports"
     with ReferenceTarget() as target:
         before = served(target.url)
-        r = paybench("run", "--host", target.url, "--workers", str(workers), "--run-time", "6s",
-                     "--out", str(out), "--no-history")
+        r = paybench(
+            "run",
+            "--host",
+            target.url,
+            "--workers",
+            str(workers),
+            "--run-time",
+            "6s",
+            "--out",
+            str(out),
+            "--no-history",
+        )
         assert r.returncode == 0, r.stdout + r.stderr
         after = served(target.url)
     summary = load_summary(only_run_dir(out))

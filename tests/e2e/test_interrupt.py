@@ -21,9 +21,21 @@ pytestmark = pytest.mark.e2e
 def test_ctrl_c_keeps_the_measurements_and_exits_130(tmp_path: Path) -> None:
     out = tmp_path / "reports"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "run", "--run-time", "60s", "--out", str(out),
-         "--no-history"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--run-time",
+            "60s",
+            "--out",
+            str(out),
+            "--no-history",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "COLUMNS": "120"},
     )
     try:

@@ -19,7 +19,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def shell_block_after(heading: str, starts_with: str) -> str:
-    section = README[README.index(heading):]
+    section = README[README.index(heading) :]
     blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
     return next(b for b in blocks if b.startswith(starts_with))
 
@@ -37,7 +37,10 @@ def test_walk_the_checkout_by_hand_with_curl(tmp_path: Path) -> None:
     # The same command as documented, on a free port instead of 8000.
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "target", "serve", "--port", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 30
@@ -50,8 +53,13 @@ def test_walk_the_checkout_by_hand_with_curl(tmp_path: Path) -> None:
                 break
         assert url, "paybench target serve did not print its URL"
         script = walk.replace("URL=http://127.0.0.1:8000", f"URL={url}")
-        r = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True,
-                           text=True, timeout=60, env={**os.environ})
+        r = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ},
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -65,8 +73,13 @@ def test_walk_the_checkout_by_hand_with_curl(tmp_path: Path) -> None:
 
 
 def test_serve_refuses_a_non_loopback_address() -> None:
-    r = subprocess.run([sys.executable, "-m", "harness", "target", "serve", "--host", "10.1.2.3"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        [sys.executable, "-m", "harness", "target", "serve", "--host", "10.1.2.3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert r.returncode == 2
     assert r.stderr.startswith("paybench: error: target --host 10.1.2.3: ")
     assert "Traceback" not in r.stderr
@@ -74,8 +87,13 @@ def test_serve_refuses_a_non_loopback_address() -> None:
 
 def test_make_run_prints_the_verdict_and_where_the_report_is(tmp_path: Path) -> None:
     out = tmp_path / "reports"
-    r = subprocess.run(["make", "run", f"RUN_ARGS=--out {out} --no-history"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        ["make", "run", f"RUN_ARGS=--out {out} --no-history"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "PASS: all" in r.stdout
     run_dir = next((out / "runs").iterdir())

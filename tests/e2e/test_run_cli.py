@@ -33,8 +33,15 @@ def test_smoke_profile_passes_and_writes_summary(out: Path) -> None:
     assert "PASS" in r.stdout
     assert f"report:     {run_dir / 'report.html'}" in r.stdout
     assert "Traceback" not in r.stderr
-    for name in ("run.json", "locust_stats.csv", "paybench.hdr.json", "report.html",
-                 "summary.md", "junit.xml", "budgets.yaml"):
+    for name in (
+        "run.json",
+        "locust_stats.csv",
+        "paybench.hdr.json",
+        "report.html",
+        "summary.md",
+        "junit.xml",
+        "budgets.yaml",
+    ):
         assert (run_dir / name).is_file(), name
     # live progress went to stderr while it ran
     assert re.search(r"users +\d+ \| +[\d.]+ req/s", r.stderr), r.stderr[-2000:]
@@ -59,8 +66,9 @@ def test_slowed_down_target_breaks_the_checklist(out: Path) -> None:
     r = paybench("run", "--target-slowdown", "80", "--out", str(out), "--no-history")
     assert r.returncode == 1, r.stdout + r.stderr
     summary = load_summary(only_run_dir(out))
-    broken = {(b["request"], b["metric"]) for b in summary["verdict"]["budgets"]
-              if b["status"] == "fail"}
+    broken = {
+        (b["request"], b["metric"]) for b in summary["verdict"]["budgets"] if b["status"] == "fail"
+    }
     assert ("GET /api/health", "avg") in broken, broken
     assert ("GET /api/plans", "avg") in broken, broken
 
@@ -86,8 +94,7 @@ def test_unhealthy_host_exits_3(out: Path) -> None:
 
 
 def test_not_allowed_host_exits_2_before_any_request(out: Path) -> None:
-    r = paybench("run", "--host", "http://staging.payments.invalid", "--out", str(out),
-                 timeout=30)
+    r = paybench("run", "--host", "http://staging.payments.invalid", "--out", str(out), timeout=30)
     assert r.returncode == 2, r.stdout + r.stderr
     assert r.stderr.count("\n") == 1
     assert "staging.payments.invalid" in r.stderr and "--allow-host" in r.stderr

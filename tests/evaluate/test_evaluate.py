@@ -237,7 +237,7 @@ def test_a_percentile_locust_did_not_report_fails_and_says_how_to_get_it() -> No
 # --- outcomes -----------------------------------------------------------------------------
 
 
-def test_unreliable_wins_and_copies_the_reasons() -> None:
+def test_incomplete_wins_and_copies_the_unreliable_reasons() -> None:
     result = run(
         request(PLANS, ONE_TO_100),
         unreliable=["the load generator's CPU reached 97 %"],
@@ -245,9 +245,17 @@ def test_unreliable_wins_and_copies_the_reasons() -> None:
         incomplete_reason="interrupted after 4 s",
     )
     verdict = evaluate(result, budgets('requests: {"GET /api/plans": {avg: "< 300ms"}}'))
-    assert verdict.outcome == "UNRELIABLE"
-    assert verdict.reasons == ("the load generator's CPU reached 97 %", "interrupted after 4 s")
+    assert verdict.outcome == "INCOMPLETE"
+    assert verdict.reasons == ("interrupted after 4 s", "the load generator's CPU reached 97 %")
     assert only(verdict).status == "pass"  # still judged, for the record
+    assert exit_code(verdict) == EXIT_UNJUDGEABLE
+
+
+def test_unreliable_run_copies_the_reasons() -> None:
+    result = run(request(PLANS, ONE_TO_100), unreliable=["the load generator's CPU reached 97 %"])
+    verdict = evaluate(result, budgets('requests: {"GET /api/plans": {avg: "< 300ms"}}'))
+    assert verdict.outcome == "UNRELIABLE"
+    assert verdict.reasons == ("the load generator's CPU reached 97 %",)
     assert exit_code(verdict) == EXIT_UNJUDGEABLE
 
 

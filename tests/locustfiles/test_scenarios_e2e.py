@@ -6,7 +6,10 @@ subprocess timeout; the targets are stopped by the fixture.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -148,3 +151,63 @@ def test_steps_shape_holds_each_step_and_stops_by_itself(reference_target, tmp_p
     assert ramps[:2] == ["2", "4"], run.log[-3000:]
     assert "Shape test completed" in run.log
     assert run.count(catalogue.INITIATE) > 0
+
+
+def test_credentials_from_the_environment_are_used_and_never_printed(
+    reference_target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "Zq7secretPw42"
+    # The target (a child of this process) and Locust read the same variables.
+    monkeypatch.setenv("PAYBENCH_WEBHOOK_USERNAME", "pb_bench_user")
+    monkeypatch.setenv("PAYBENCH_WEBHOOK_PASSWORD", secret)
+    target = reference_target()
+    run = run_locust(
+        target.url, tmp_path, "--run-time", "4s", "--html", str(tmp_path / "report.html")
+    )
+
+    assert run.returncode == 0, run.log[-3000:]
+    assert run.count(catalogue.WEBHOOK_COMPLETED) > 0
+    assert run.failures == []  # genuine ones accepted, forged ones refused
+    assert secret not in run.log
+    for path in tmp_path.iterdir():
+        assert secret not in path.read_text(errors="replace"), path
+
+
+def test_python_help_lists_every_knob_with_its_environment_variable() -> None:
+    from tests.locustfiles.locust_runs import PAYMENTS, ROOT
+
+    out = subprocess.run(
+        [sys.executable, str(PAYMENTS), "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PAYBENCH_WEBHOOK_PASSWORD": "Zq7secretPw42"},
+    )
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())  # argparse wraps lines
+    knobs = [
+        ("--time-scale", "PAYBENCH_TIME_SCALE"),
+        ("--payer-delay", "PAYBENCH_PAYER_DELAY"),
+        ("--think-time", "PAYBENCH_THINK_TIME"),
+        ("--failed-fraction", "PAYBENCH_FAILED_FRACTION"),
+        ("--duplicate-fraction", "PAYBENCH_DUPLICATE_FRACTION"),
+        ("--forged-fraction", "PAYBENCH_FORGED_FRACTION"),
+        ("--webhook-username", "PAYBENCH_WEBHOOK_USERNAME"),
+        ("--webhook-password", "PAYBENCH_WEBHOOK_PASSWORD"),
+        ("--api-prefix", "PAYBENCH_API_PREFIX"),
+        ("--checkout-weight", "PAYBENCH_CHECKOUT_WEIGHT"),
+        ("--webhook-weight", "PAYBENCH_WEBHOOK_WEIGHT"),
+        ("--health-users", "PAYBENCH_HEALTH_USERS"),
+        ("--health-interval", "PAYBENCH_HEALTH_INTERVAL"),
+        ("--shape", "PAYBENCH_SHAPE"),
+        ("--step-start-users", "PAYBENCH_STEP_START_USERS"),
+        ("--step-users", "PAYBENCH_STEP_USERS"),
+        ("--step-time", "PAYBENCH_STEP_TIME"),
+        ("--step-max-users", "PAYBENCH_STEP_MAX_USERS"),
+    ]
+    for option, env in knobs:
+        assert option in text, option
+        assert env in text, env
+    assert "Zq7secretPw42" not in out.stdout
+    assert "paybenchlocal1" not in out.stdout  # nor the reference target's default password
