@@ -104,9 +104,9 @@ def _print_outcome(outcome: Any) -> None:
 @main.command()
 @click.option(
     "--profile",
-    default="smoke",
-    show_default=True,
-    help="Load profile: a file locustfiles/profiles/<name>.conf.",
+    default=None,
+    help="Load profile: a file locustfiles/profiles/<name>.conf [default: smoke; none with "
+    "another --locustfile].",
 )
 @_host_option
 @_budgets_option
@@ -160,7 +160,7 @@ def _print_outcome(outcome: Any) -> None:
 )
 @click.option("--no-history", is_flag=True, help="Do not record the run in the history.")
 def run(
-    profile: str,
+    profile: str | None,
     host: str | None,
     budgets_path: Path | None,
     users: int | None,

@@ -528,7 +528,8 @@ def outcome_line(verdict: Verdict) -> str:
     marginal = sum(1 for r in verdict.results if r.marginal and r.passed)
     skipped = sum(1 for r in verdict.results if r.status == "skipped")
     if verdict.outcome in ("UNRELIABLE", "INCOMPLETE"):
-        what = "cannot be judged" if verdict.outcome == "UNRELIABLE" else "did not finish"
+        unreliable = verdict.outcome == "UNRELIABLE"
+        what = "is an unreliable measurement" if unreliable else "did not finish"
         return f"{verdict.outcome}: the run {what}: {'; '.join(verdict.reasons)}"
     if verdict.outcome == "FAIL":
         line = f"FAIL: {broken} of {n} budgets broken"

@@ -169,7 +169,7 @@ def _target(
 
 def run(
     *,
-    profile: str = "smoke",
+    profile: str | None = None,
     host: str | None = None,
     budgets_path: Path,
     users: int | None = None,
@@ -192,7 +192,10 @@ def run(
     budgets = load_budgets(
         budgets_path, profile=profile, known_keys=known, known_profiles=available_profiles()
     )
-    prof = load_profile(profile)
+    # Our profiles set our scenarios' options: with another locustfile, none unless asked.
+    if profile is None and known is not None:
+        profile = "smoke"
+    prof = load_profile(profile) if profile is not None else None
     if workers < 0:
         raise ConfigError(f"--workers {workers}: must be 0 (one process) or more")
     if host:
@@ -200,9 +203,9 @@ def run(
 
     run_id = new_run_id()
     run_dir = create_run_dir(out, run_id)
-    plan_users = users if users is not None else prof.users
-    plan_rate = spawn_rate if spawn_rate is not None else prof.spawn_rate
-    plan_time = run_time_s if run_time_s is not None else prof.run_time_s
+    plan_users = users if users is not None or prof is None else prof.users
+    plan_rate = spawn_rate if spawn_rate is not None or prof is None else prof.spawn_rate
+    plan_time = run_time_s if run_time_s is not None or prof is None else prof.run_time_s
     meta: dict[str, Any] = {
         "run_id": run_id,
         "profile": profile,
@@ -236,12 +239,12 @@ def run(
             locustfile=locustfile,
             host=url,
             run_dir=run_dir,
-            config=prof.path,
+            config=prof.path if prof else None,
             users=users,
             spawn_rate=spawn_rate,
             run_time_s=run_time_s,
             workers=workers,
-            stop_timeout_s=None if "stop-timeout" in prof.settings else STOP_TIMEOUT_S,
+            stop_timeout_s=None if prof and "stop-timeout" in prof.settings else STOP_TIMEOUT_S,
         )
         write_run_json(run_dir, {**meta, "status": "running"})
         outcome = run_locust(

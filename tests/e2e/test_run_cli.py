@@ -121,3 +121,17 @@ def test_check_judges_a_plain_locust_csv_folder(tmp_path: Path) -> None:
 @pytest.fixture
 def out(tmp_path: Path) -> Path:
     return tmp_path / "reports"
+
+
+def test_a_saturated_generator_is_an_unreliable_measurement(out: Path, tmp_path: Path) -> None:
+    budgets = tmp_path / "budgets.yaml"
+    budgets.write_text('version: 1\nrequests:\n  "GET /api/plans":\n    avg: "< 300ms"\n')
+    burner = Path(__file__).parent / "locustfile_cpu_burner.py"
+    r = paybench("run", "--locustfile", str(burner), "--budgets", str(budgets), "--users", "4",
+                 "--spawn-rate", "4", "--run-time", "8s", "--out", str(out), "--no-history")
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "UNRELIABLE: the run is an unreliable measurement" in r.stdout
+    assert "saturated (CPU" in r.stdout
+    summary = load_summary(only_run_dir(out))
+    assert summary["verdict"]["outcome"] == "UNRELIABLE"
+    assert summary["run"]["profile"] is None  # our profiles set our scenarios' options only

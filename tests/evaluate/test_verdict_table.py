@@ -71,7 +71,7 @@ def test_rows_carry_the_columns_of_the_header() -> None:
 def test_outcome_lines() -> None:
     assert outcome_line(Verdict("PASS", ())) == "PASS: no budgets to judge"
     assert outcome_line(Verdict("UNRELIABLE", (), ("generator CPU at 97 %",))) == (
-        "UNRELIABLE: the run cannot be judged: generator CPU at 97 %"
+        "UNRELIABLE: the run is an unreliable measurement: generator CPU at 97 %"
     )
     assert outcome_line(Verdict("INCOMPLETE", (), ("interrupted after 4 s",))) == (
         "INCOMPLETE: the run did not finish: interrupted after 4 s"
