@@ -355,7 +355,7 @@ def _headline(outcome: str, rows: Sequence[BudgetRow], broken: Sequence[BudgetRo
     else:
         budgets = f"{len(broken)} of {len(rows)} budgets broken"
     if outcome == "UNRELIABLE":
-        return f"the run cannot be judged ({budgets})"
+        return f"unreliable measurement: the run cannot be judged ({budgets})"
     if outcome == "INCOMPLETE":
         return f"the run did not finish ({budgets})"
     return budgets

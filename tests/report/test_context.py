@@ -241,7 +241,9 @@ def test_unreliable_and_incomplete_runs_say_why():
     verdict = Verdict("UNRELIABLE", verdict.results, ("the load generator's CPU reached 97 %",))
     ctx = build_report_context(result, verdict, budgets)
     assert ctx.outcome == "UNRELIABLE"
-    assert ctx.headline == "the run cannot be judged (1 of 7 budgets broken)"
+    assert ctx.headline == (
+        "unreliable measurement: the run cannot be judged (1 of 7 budgets broken)"
+    )
     assert ctx.reasons == ("the load generator's CPU reached 97 %", "interrupted after 31 s")
     facts = {f.label: f.value for f in ctx.facts}
     assert facts["Incomplete"] == "interrupted after 31 s"
