@@ -29,7 +29,7 @@ import logging
 import math
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +123,9 @@ class Recorder:
         self._failure_rows: dict[tuple[str, str, str], list[float]] = {}
         self._cpu: list[list[float]] = []
         self.pending: dict[Any, list[Pending]] = {}
+        # User greenlets whose kill Locust has scheduled but not delivered yet (gevent's
+        # Group.dying of the runner's users): see `_tracked`.
+        self.dying: Collection[Any] = frozenset()
         self.pace: dict[Any, _PaceState] = {}
         self.pace_states: list[_PaceState] = []
         self.paced_totals: dict[str, list[float]] = {}
@@ -333,10 +336,18 @@ def _tracked(original: Callable[..., Any]) -> Callable[..., Any]:
         recorder = _STATE.recorder
         if recorder is None:
             return original(self, method, url, *args, **kwargs)
+        greenlet = getcurrent()
+        dying = recorder.dying
+        if dying and greenlet in dying:
+            # Locust judged this user idle and scheduled its kill (a hub callback), but the
+            # user woke up before the kill landed. Left alone, the kill would hit the first
+            # yield inside the request, before a byte is sent (geventhttpclient's check of a
+            # pooled socket), and an unsent request would count as cut off. Yield once: the
+            # kill, queued before us, lands here, where Locust meant it to (outside a request).
+            gevent.sleep(0)
         # (method, name as Locust will resolve it, url, session); a tuple: this runs per request.
         name = kwargs.get("name") or (args[0] if args else None) or self.request_name
         token = (method, name, url, self)
-        greenlet = getcurrent()
         pending = recorder.pending.get(greenlet)
         if pending is None:
             pending = recorder.pending[greenlet] = []
@@ -543,12 +554,24 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
             if _STATE.aggregator is not None:
                 _STATE.aggregator.apply(_STATE.recorder.take(encode=False))
         _STATE.recorder = recorder
+        recorder.dying = _scheduled_kills(environment.runner)
         _install_request_tracking()
         _install_pacing(list(environment.user_classes))
         environment.events.request.add_listener(recorder.on_request)
     _STATE.users.append({"epoch": now, "users": int(environment.runner.user_count)})
     if _STATE.tick is None:
         _STATE.tick = gevent.spawn(_tick_loop)
+
+
+def _scheduled_kills(runner: Any) -> Collection[Any]:
+    """The live set of user greenlets whose kill is scheduled but not delivered yet.
+
+    Locust kills users through the gevent Group it spawned them in (``User.stop`` of an
+    idle user or with ``force``, ramp-down, stop): ``Group.killone`` schedules the
+    ``GreenletExit`` and adds the greenlet to ``Group.dying`` until it has ended.
+    """
+    dying = getattr(getattr(runner, "user_greenlets", None), "dying", None)
+    return dying if isinstance(dying, set) else frozenset()
 
 
 def _worker_name(runner: Any) -> str:
