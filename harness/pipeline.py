@@ -189,12 +189,12 @@ def run(
         raise ConfigError(f"locustfile {locustfile} does not exist; check --locustfile")
     # Our own scenarios' names are known before the run: a budget glob that matches none is a typo.
     known = catalogue.REQUEST_KEYS if locustfile.resolve() == DEFAULT_LOCUSTFILE else None
-    budgets = load_budgets(
-        budgets_path, profile=profile, known_keys=known, known_profiles=available_profiles()
-    )
     # Our profiles set our scenarios' options: with another locustfile, none unless asked.
     if profile is None and known is not None:
         profile = "smoke"
+    budgets = load_budgets(
+        budgets_path, profile=profile, known_keys=known, known_profiles=available_profiles()
+    )
     prof = load_profile(profile) if profile is not None else None
     if workers < 0:
         raise ConfigError(f"--workers {workers}: must be 0 (one process) or more")

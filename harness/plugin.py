@@ -100,7 +100,7 @@ class _PaceState:
 
 
 # A request sent whose outcome Locust has not reported yet: (method, name, url, session).
-Pending = tuple[str, str | None, str, Any]
+Pending = tuple[str, str | None, str | None, Any]
 
 
 class Recorder:
@@ -122,7 +122,11 @@ class Recorder:
         self._cut_off: list[tuple[Key, int, int]] = []
         self._failure_rows: dict[tuple[str, str, str], list[float]] = {}
         self._cpu: list[list[float]] = []
-        self.pending: dict[Any, list[Pending]] = {}
+        # Requests started, by how the wrapped request() was called (its name is resolved
+        # only at stop), and requests completed by key, summed as intervals close: the
+        # difference at stop is what was cut off in flight. Two dict updates per request.
+        self.started: dict[Pending, int] = {}
+        self.completed: dict[Key, int] = {}
         # User greenlets whose kill Locust has scheduled but not delivered yet (gevent's
         # Group.dying of the runner's users): see `_tracked`.
         self.dying: Collection[Any] = frozenset()
@@ -156,15 +160,8 @@ class Recorder:
         times.append(response_time)
         if exception is not None:
             self._failure(key, exception, now)
-        greenlet = getcurrent()
-        pending = self.pending.get(greenlet)
-        if pending:
-            for i in range(len(pending) - 1, -1, -1):
-                if pending[i][0] == request_type:
-                    del pending[i]
-                    break
         if self.pace:
-            state = self.pace.get(greenlet)
+            state = self.pace.get(getcurrent())
             if state is not None:
                 if state.slip_s is None:
                     started = start_time if start_time is not None else now - response_time / 1e3
@@ -192,10 +189,13 @@ class Recorder:
 
     def _close(self, paced: bool) -> None:
         lists = self._paced_times if paced else self._times
+        completed = self.completed
         for key, times in lists.items():
             if times:
                 fails = 0 if paced else self._fails.get(key, 0)
                 self._closed.append((key, self._index, times, fails, paced))
+                if not paced:
+                    completed[key] = completed.get(key, 0) + len(times)
         if paced:
             self._paced_times = {}
         else:
@@ -236,13 +236,19 @@ class Recorder:
     # -- stop --------------------------------------------------------------------------------
 
     def cut_off_pending(self, stop_epoch: float) -> int:
-        """Count every request still waiting for its outcome as cut off at stop."""
-        counts: dict[Key, int] = {}
-        for pending in self.pending.values():
-            for token in pending:
-                key = (token[0], _resolved_name(token))
-                counts[key] = counts.get(key, 0) + 1
-        self.pending = {}
+        """Count every request started but not completed as cut off at stop."""
+        self._close(paced=False)  # the open interval's completions count too
+        started: dict[Key, int] = {}
+        for call, n in self.started.items():
+            key = (call[0], _resolved_name(call))
+            started[key] = started.get(key, 0) + n
+        counts = {
+            key: n - self.completed.get(key, 0)
+            for key, n in started.items()
+            if n > self.completed.get(key, 0)
+        }
+        self.started = {}
+        self.completed = {}
         index = int(stop_epoch * self._per_s)
         for key, n in counts.items():
             self._cut_off.append((key, index, n))
@@ -336,32 +342,28 @@ def _tracked(original: Callable[..., Any]) -> Callable[..., Any]:
         recorder = _STATE.recorder
         if recorder is None:
             return original(self, method, url, *args, **kwargs)
-        greenlet = getcurrent()
         dying = recorder.dying
-        if dying and greenlet in dying:
+        if dying and getcurrent() in dying:
             # Locust judged this user idle and scheduled its kill (a hub callback), but the
             # user woke up before the kill landed. Left alone, the kill would hit the first
             # yield inside the request, before a byte is sent (geventhttpclient's check of a
             # pooled socket), and an unsent request would count as cut off. Yield once: the
             # kill, queued before us, lands here, where Locust meant it to (outside a request).
             gevent.sleep(0)
-        # (method, name as Locust will resolve it, url, session); a tuple: this runs per request.
         name = kwargs.get("name") or (args[0] if args else None) or self.request_name
-        token = (method, name, url, self)
-        pending = recorder.pending.get(greenlet)
-        if pending is None:
-            pending = recorder.pending[greenlet] = []
-        pending.append(token)
+        # Named: one counter per name; unnamed: per URL and session, resolved at stop.
+        call = (method, name, None, None) if name else (method, None, url, self)
+        started = recorder.started
+        started[call] = started.get(call, 0) + 1
         try:
             return original(self, method, url, *args, **kwargs)
         except Exception:
             # An error, not an interruption (a bad URL, a listener that raised): Locust will
             # not report this request, and it is not in flight either.
-            if token in pending:
-                pending.remove(token)
+            started[call] -= 1
             raise
-        # GreenletExit (a user killed at stop), KeyboardInterrupt, SystemExit: the token
-        # stays, and the request counts as cut off at stop.
+        # GreenletExit (a user killed at stop), KeyboardInterrupt, SystemExit: it stays
+        # started and never completes, so it counts as cut off at stop.
 
     request._paybench_wrapped = True  # type: ignore[attr-defined]
     request.__wrapped__ = original  # type: ignore[attr-defined]

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_smoke_profile_passes_and_writes_summary(out: Path) -> None:
-    r = paybench("run", "--profile", "smoke", "--out", str(out), "--no-history")
+    r = paybench("run", "--out", str(out), "--no-history")
     assert r.returncode == 0, r.stdout + r.stderr
     run_dir = only_run_dir(out)
     summary = load_summary(run_dir)
@@ -24,6 +24,9 @@ def test_smoke_profile_passes_and_writes_summary(out: Path) -> None:
     assert summary["run"]["target"] == "reference"
     assert summary["run"]["host"].startswith("http://127.0.0.1:")
     assert summary["measurement"] == "paybench-hdr"
+    # Regression: with no --profile the smoke profile's budget overrides (no tails) apply too.
+    metrics = {b["metric"] for b in summary["verdict"]["budgets"]}
+    assert "avg" in metrics and not metrics & {"p95", "p99"}, metrics
     keys = {row["key"] for row in summary["requests"]}
     assert "POST /api/payments/v2/initiate" in keys
     assert "FLOW checkout: initiate -> confirmed" in keys
