@@ -30,6 +30,7 @@ from harness.capacity import (
     plain_name,
 )
 from harness.model import Budgets
+from harness.report.charts import RC_PARAMS
 from harness.report.format import DASH, fmt_ms, fmt_number, fmt_pct, fmt_rps, fmt_seconds, md_text
 
 HTML_FILE = "capacity.html"
@@ -44,17 +45,6 @@ FIT_COLOR = "#6c3483"
 KNEE_COLOR = "#b9770e"
 HELD_COLOR = "#1e8449"
 REQUESTS_COLOR = "#7f7f7f"
-_RC = {
-    "svg.fonttype": "none",
-    "font.family": "sans-serif",
-    "font.size": 9,
-    "axes.titlesize": 10,
-    "axes.titleweight": "bold",
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "legend.fontsize": 7.5,
-    "legend.framealpha": 0.85,
-}
 
 
 # --------------------------------------------------------------------------- context
@@ -278,7 +268,7 @@ def capacity_charts(ctx: CapacityContext) -> tuple[CapacityChart, ...]:
 
 
 def _figure() -> Figure:
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(RC_PARAMS):
         return Figure(figsize=(9.0, 3.8), layout="constrained")
 
 
@@ -300,7 +290,7 @@ def _throughput_chart(ctx: CapacityContext) -> CapacityChart:
         return CapacityChart(cid, title, None, "No data: no step was measured.")
     users = [s.users for s in ctx.steps]
     rates = [s.checkout_rps if ctx.unit == "checkouts/s" else s.throughput_rps for s in ctx.steps]
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(RC_PARAMS):
         fig = _figure()
         ax = fig.add_subplot()
         if ctx.fit is not None:
@@ -376,7 +366,7 @@ def _latency_chart(ctx: CapacityContext) -> CapacityChart:
         return CapacityChart(cid, title, None, "No data: no step recorded a latency.")
     users = [s.users for s in ctx.steps]
     cmap = matplotlib.colormaps["tab10"]
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(RC_PARAMS):
         fig = _figure()
         ax = fig.add_subplot()
         top = 0.0

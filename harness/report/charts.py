@@ -31,7 +31,7 @@ LEGEND_CHARS = 48  # request names are shortened to this in legends
 OFF_SCALE_FACTOR = 4.0  # a budget this many times above the highest point is not drawn
 SMALL_IN = (5.2, 3.3)
 # Text stays text in the SVG (smaller files; the page's font draws it).
-_RC = {
+RC_PARAMS = {
     "svg.fonttype": "none",
     "font.family": "sans-serif",
     "font.size": 9,
@@ -92,7 +92,7 @@ def _svg(fig: Figure, chart_id: str, title: str) -> str:
 
 
 def _figure(size: tuple[float, float]) -> Figure:
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(RC_PARAMS):
         return Figure(figsize=size, layout="constrained")
 
 
@@ -150,7 +150,7 @@ def _throughput(ctx: ReportContext) -> Chart:
     if not t.mid_s:
         return _no_data(cid, title, "the run recorded no intervals")
     scale, xlabel = _time_axis(ctx)
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(RC_PARAMS):
         fig = _figure(WIDE_IN)
         ax = fig.add_subplot()
         x = [m / scale for m in t.mid_s]
@@ -187,7 +187,7 @@ def _errors(ctx: ReportContext) -> Chart:
     if not t.mid_s:
         return _no_data(cid, title, "the run recorded no intervals")
     scale, xlabel = _time_axis(ctx)
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(RC_PARAMS):
         fig = _figure(WIDE_IN)
         ax = fig.add_subplot()
         x = [m / scale for m in t.mid_s]
@@ -245,7 +245,7 @@ def _latency_over_time(ctx: ReportContext, colors: dict[str, str]) -> list[Chart
     for series in t.latency:
         cid = f"chart-latency-{_slug(series.request_key)}"
         title = f"Latency over time: {series.request_key}"
-        with matplotlib.rc_context(_RC):
+        with matplotlib.rc_context(RC_PARAMS):
             fig = _figure(SMALL_IN)
             ax = fig.add_subplot()
             x = [m / scale for m in t.mid_s]
@@ -359,7 +359,7 @@ def _distribution(ctx: ReportContext, colors: dict[str, str]) -> Chart:
     # The legend lists every name: the figure grows with it (else the axes collapse).
     legend_cols = 1 if len(curves) <= LEGEND_ROWS else 2
     rows = math.ceil((len(curves) + 1) / legend_cols)
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(RC_PARAMS):
         fig = _figure((10.0 if legend_cols == 1 else 12.0, max(4.6, 1.2 + 0.16 * rows)))
         ax = fig.add_subplot()
         low, high = _plot_curves(ax, curves, colors, ctx.budget_lines)
@@ -391,7 +391,7 @@ def _flow(ctx: ReportContext) -> Chart:
     if not ctx.flow_curves:
         return _no_data(cid, title, "no checkout flow completed in the steady state")
     lines = [b for b in ctx.budget_lines if b.unit == "ms"]
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(RC_PARAMS):
         fig = _figure((10.0, 4.4))
         left, right = fig.subplots(1, 2)
         single = len(ctx.flow_bins) == 1
