@@ -1,4 +1,4 @@
-"""Issue 7, done when: a dozen short runs against the reference target, the later ones with
+"""A real regression end to end: a dozen short runs against the reference target, later ones with
 the target's slowdown on. The trend report marks the change at the right run, `paybench
 compare` calls it significant, and `paybench run` with a regression budget exits 1 naming
 it. Real CLI, real Locust, loopback only; each run is a few seconds (about 3 minutes in all).
