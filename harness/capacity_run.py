@@ -59,6 +59,7 @@ from harness.locust_run import (
     LOG_FILE,
     LocustPlan,
     create_run_dir,
+    finish_run_json,
     log_tail,
     new_run_id,
     run_locust,
@@ -209,19 +210,12 @@ def run_capacity(
         incomplete_reason = "interrupted (Ctrl-C); the steps measured until then are kept"
     elif run.returncode not in (0, None):
         incomplete_reason = f"Locust exited with code {run.returncode}"
-    write_run_json(
+    finish_run_json(
         run_dir,
-        {
-            **meta,
-            "status": "incomplete" if incomplete_reason else "finished",
-            "started_at": run.started_at,
-            "ended_at": run.ended_at,
-            "locust_exit_code": run.returncode,
-            "locust_command": list(run.command),
-            "incomplete": incomplete_reason is not None,
-            "incomplete_reason": incomplete_reason,
-            "stop": None if run.stop is None else dataclasses.asdict(run.stop),
-        },
+        meta,
+        run,
+        incomplete_reason,
+        stop=None if run.stop is None else dataclasses.asdict(run.stop),
     )
     if not (run_dir / HDR_FILE).exists():
         tail = " | ".join(log_tail(run_dir, 3))

@@ -270,6 +270,30 @@ def write_run_json(run_dir: Path, data: dict[str, Any]) -> None:
     tmp.replace(run_dir / RUN_FILE)
 
 
+def finish_run_json(
+    run_dir: Path,
+    meta: dict[str, Any],
+    outcome: LocustOutcome | Any,
+    incomplete_reason: str | None,
+    **extra: Any,
+) -> None:
+    """The run's metadata once Locust has ended: how it ended, and whether it is complete."""
+    write_run_json(
+        run_dir,
+        {
+            **meta,
+            "status": "incomplete" if incomplete_reason else "finished",
+            "started_at": outcome.started_at,
+            "ended_at": outcome.ended_at,
+            "locust_exit_code": outcome.returncode,
+            "locust_command": list(outcome.command),
+            "incomplete": incomplete_reason is not None,
+            "incomplete_reason": incomplete_reason,
+            **extra,
+        },
+    )
+
+
 def log_tail(run_dir: Path, lines: int = 5) -> Sequence[str]:
     try:
         text = (run_dir / LOG_FILE).read_text(encoding="utf-8", errors="replace")

@@ -26,6 +26,7 @@ from harness.locust_run import (
     LocustPlan,
     Progress,
     create_run_dir,
+    finish_run_json,
     log_tail,
     new_run_id,
     run_locust,
@@ -260,19 +261,7 @@ def run(
         incomplete_reason = "Locust did not stop within a minute of its run time; it was stopped"
     elif outcome.returncode not in (0, None):
         incomplete_reason = f"Locust exited with code {outcome.returncode}"
-    write_run_json(
-        run_dir,
-        {
-            **meta,
-            "status": "incomplete" if incomplete_reason else "finished",
-            "started_at": outcome.started_at,
-            "ended_at": outcome.ended_at,
-            "locust_exit_code": outcome.returncode,
-            "locust_command": list(outcome.command),
-            "incomplete": incomplete_reason is not None,
-            "incomplete_reason": incomplete_reason,
-        },
-    )
+    finish_run_json(run_dir, meta, outcome, incomplete_reason)
     if (
         incomplete_reason
         and not outcome.interrupted
