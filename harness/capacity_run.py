@@ -23,7 +23,7 @@ import contextlib
 import dataclasses
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,7 @@ from harness.locust_run import (
     write_run_json,
 )
 from harness.model import AGGREGATE_KEY, Budgets, RequestStats, RunMeta, RunResult
-from harness.pipeline import preflight
+from harness.pipeline import preflight, target_url
 from harness.profiles import DEFAULT_LOCUSTFILE
 from harness.recording import CPU_SATURATED_PCT, HDR_FILE, LIVE_FILE, load_recording
 
@@ -185,7 +185,7 @@ def run_capacity(
         f"capacity run {run_id}: {len(counts)} steps of {step_time_s:g} s, "
         f"{counts[0]} to {counts[-1]} users"
     )
-    with _target(host, target_config, target_overrides or {}) as (url, kind):
+    with target_url(host, target_config, target_overrides or {}) as (url, kind):
         meta.update(host=url, target=kind)
         if kind == "reference":
             meta["extra"] = {
@@ -302,19 +302,6 @@ def _knob_args(knobs: Mapping[str, str]) -> tuple[str, ...]:
     for name, value in sorted(knobs.items()):
         args += [f"--{name.lstrip('-')}", str(value)]
     return tuple(args)
-
-
-@contextlib.contextmanager
-def _target(
-    host: str | None, target_config: Path | None, overrides: Mapping[str, Any]
-) -> Iterator[tuple[str, str]]:
-    if host:
-        yield host.rstrip("/"), "external"
-        return
-    from harness.target.process import ReferenceTarget
-
-    with ReferenceTarget(config=target_config, overrides=dict(overrides)) as target:
-        yield target.url, "reference"
 
 
 # --------------------------------------------------------------------------- exact steps

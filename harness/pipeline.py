@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from harness import __version__, catalogue
-from harness.budgets import load_budgets
+from harness.budgets import load_budgets, selector_matches
 from harness.errors import EXIT_INTERRUPTED, ConfigError, FormatError, TargetError
 from harness.evaluate import evaluate, exit_code
 from harness.hosts import check_host
@@ -121,8 +121,6 @@ def live_line(p: Progress, budgets: Budgets, run_time_s: float | None) -> str:
 
 def worst_budget(per_request: Mapping[str, Mapping[str, Any]], budgets: Budgets) -> str | None:
     """The budget closest to (or furthest past) its limit on the live, cumulative figures."""
-    from fnmatch import fnmatchcase
-
     worst: tuple[float, str] | None = None
     for b in budgets.budgets:
         if b.op not in ("<", "<="):
@@ -134,7 +132,7 @@ def worst_budget(per_request: Mapping[str, Mapping[str, Any]], budgets: Budgets)
         else:
             continue
         for key, figures in per_request.items():
-            if not _selects(b.selector, key, fnmatchcase):
+            if not selector_matches(b.selector, key):
                 continue
             value = figures.get(field)
             if value is None or b.limit <= 0:
@@ -145,20 +143,12 @@ def worst_budget(per_request: Mapping[str, Mapping[str, Any]], budgets: Budgets)
     return worst[1] if worst else None
 
 
-def _selects(selector: str, key: str, fnmatchcase: Callable[[str, str], bool]) -> bool:
-    if selector == key:
-        return True
-    if "*" in selector or "?" in selector:
-        # brackets in our request names are literal, not character classes
-        escaped = selector.replace("[", "[[]")
-        return fnmatchcase(key, escaped)
-    return False
-
-
 @contextlib.contextmanager
-def _target(
+def target_url(
     host: str | None, target_config: Path | None, overrides: Mapping[str, Any]
 ) -> Iterator[tuple[str, str]]:
+    """The base URL to load and its kind: ``host`` itself, or a reference target started
+    on loopback for the duration (and stopped after, whatever happens)."""
     if host:
         yield host.rstrip("/"), "external"
         return
@@ -221,7 +211,7 @@ def run(
         "locustfile": str(locustfile),
         "budgets": str(budgets_path),
     }
-    with _target(host, target_config, target_overrides or {}) as (url, kind):
+    with target_url(host, target_config, target_overrides or {}) as (url, kind):
         meta.update(host=url, target=kind)
         if kind == "reference":
             meta["extra"] = {
