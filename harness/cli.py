@@ -232,7 +232,8 @@ def report(run_dir: Path, budgets_path: Path | None) -> None:
     """Render report.html, summary.md and junit.xml of a run folder again."""
     from harness import pipeline
 
-    outcome = pipeline.rerender(run_dir=run_dir, budgets_path=budgets_path or _default_budgets())
+    # Without --budgets: the copy in the run folder, what the run was judged against.
+    outcome = pipeline.rerender(run_dir=run_dir, budgets_path=budgets_path)
     for path in outcome.report_paths:
         click.echo(f"wrote {path}")
 

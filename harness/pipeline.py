@@ -7,6 +7,7 @@ keeps the run folder consistent, and turns what happened into a verdict and an e
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -344,12 +345,20 @@ def rerender(*, run_dir: Path, budgets_path: Path | None = None) -> RunOutcome:
     """
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: no such run folder")
-    snapshot = run_dir / BUDGETS_SNAPSHOT
-    path = snapshot if snapshot.exists() and budgets_path is None else budgets_path
-    if path is None:
-        raise ConfigError(f"{run_dir}: no budgets snapshot in the folder; pass --budgets FILE")
+    path = budgets_path or run_dir / BUDGETS_SNAPSHOT
+    if not path.exists():
+        raise ConfigError(
+            f"{run_dir}: no copy of the budgets in the run folder (not written by "
+            "`paybench run`); pass --budgets FILE"
+        )
     result = read_run(run_dir)
     budgets = load_budgets(path, profile=result.meta.profile)
+    if budgets_path is None:
+        # The copy stands for the file the run named: the reports say the same as before.
+        run_json = run_dir / "run.json"
+        named = json.loads(run_json.read_text(encoding="utf-8")).get("budgets")
+        if named:
+            budgets = dataclasses.replace(budgets, source=str(named))
     result = read_run(run_dir, warmup_s=budgets.warmup_s)
     verdict = evaluate(result, budgets, _read_baseline(run_dir))
     from harness.report import write_reports

@@ -130,11 +130,52 @@ def test_a_saturated_generator_is_an_unreliable_measurement(out: Path, tmp_path:
     budgets = tmp_path / "budgets.yaml"
     budgets.write_text('version: 1\nrequests:\n  "GET /api/plans":\n    avg: "< 300ms"\n')
     burner = Path(__file__).parent / "locustfile_cpu_burner.py"
-    r = paybench("run", "--locustfile", str(burner), "--budgets", str(budgets), "--users", "4",
-                 "--spawn-rate", "4", "--run-time", "8s", "--out", str(out), "--no-history")
+    r = paybench(
+        "run",
+        "--locustfile",
+        str(burner),
+        "--budgets",
+        str(budgets),
+        "--users",
+        "4",
+        "--spawn-rate",
+        "4",
+        "--run-time",
+        "8s",
+        "--out",
+        str(out),
+        "--no-history",
+    )
     assert r.returncode == 3, r.stdout + r.stderr
     assert "UNRELIABLE: the run is an unreliable measurement" in r.stdout
     assert "saturated (CPU" in r.stdout
     summary = load_summary(only_run_dir(out))
     assert summary["verdict"]["outcome"] == "UNRELIABLE"
     assert summary["run"]["profile"] is None  # our profiles set our scenarios' options only
+
+
+def test_report_rerenders_against_the_budgets_the_run_was_judged_with(
+    out: Path, tmp_path: Path
+) -> None:
+    budgets = tmp_path / "budgets.yaml"
+    budgets.write_text('version: 1\nrequests:\n  "GET /api/plans":\n    p95: "< 0.001ms"\n')
+    r = paybench(
+        "run", "--budgets", str(budgets), "--run-time", "4s", "--out", str(out), "--no-history"
+    )
+    assert r.returncode == 1, r.stdout + r.stderr
+    run_dir = only_run_dir(out)
+    before = (run_dir / "junit.xml").read_text()
+    # Regression: `paybench report` once judged with ./budgets.yaml, not the run's own copy.
+    r = paybench("report", str(run_dir), cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (run_dir / "junit.xml").read_text() == before
+    assert 'failures="1"' in before
+
+
+def test_report_of_a_plain_locust_folder_needs_budgets(tmp_path: Path) -> None:
+    folder = tmp_path / "plain"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "plain_locust", folder)
+    (folder / "budgets.yaml").unlink()
+    r = paybench("report", str(folder), timeout=60)
+    assert r.returncode == 2
+    assert "pass --budgets FILE" in r.stderr and "Traceback" not in r.stderr
