@@ -35,7 +35,7 @@ from harness.locust_run import (
 )
 from harness.model import Baseline, Budgets, RunResult, Verdict, is_percentile_metric, percentile_of
 from harness.profiles import DEFAULT_LOCUSTFILE, PROJECT_ROOT, available_profiles, load_profile
-from harness.results import read_run
+from harness.results import read_meta, read_run
 from harness.summary import write_summary
 
 HEALTH_PATHS = (
@@ -307,9 +307,8 @@ def check(*, run_dir: Path, budgets_path: Path, profile: str | None = None) -> R
     """Judge an existing run folder again (one of ours, or a plain ``locust --csv`` folder)."""
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: no such run folder")
-    result = read_run(run_dir)
     # Names are not checked against the run: a budgeted name that never ran is "no samples".
-    budgets = load_budgets(budgets_path, profile=profile or result.meta.profile)
+    budgets = load_budgets(budgets_path, profile=profile or read_meta(run_dir).profile)
     return judge(run_dir, budgets, history=False)
 
 
@@ -351,8 +350,7 @@ def rerender(*, run_dir: Path, budgets_path: Path | None = None) -> RunOutcome:
             f"{run_dir}: no copy of the budgets in the run folder (not written by "
             "`paybench run`); pass --budgets FILE"
         )
-    result = read_run(run_dir)
-    budgets = load_budgets(path, profile=result.meta.profile)
+    budgets = load_budgets(path, profile=read_meta(run_dir).profile)
     if budgets_path is None:
         # The copy stands for the file the run named: the reports say the same as before.
         run_json = run_dir / "run.json"

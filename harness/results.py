@@ -69,6 +69,14 @@ def read_run(run_dir: Path, warmup_s: float | None = None) -> RunResult:
     )
 
 
+def read_meta(run_dir: Path) -> RunMeta:
+    """Only the run's metadata (cheap: no histogram is decoded)."""
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: no such run folder; give a folder under reports/runs/")
+    raw = _read_json(run_dir / RUN_FILE) if (run_dir / RUN_FILE).exists() else {}
+    return _meta(run_dir, raw)
+
+
 def _from_recording(
     run_dir: Path,
     meta: RunMeta,

@@ -8,9 +8,7 @@ is the only function here that touches the disk.
 
 from __future__ import annotations
 
-import io
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -19,7 +17,6 @@ from pathlib import Path
 
 import matplotlib
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
 from harness.capacity import (
@@ -30,7 +27,7 @@ from harness.capacity import (
     plain_name,
 )
 from harness.model import Budgets
-from harness.report.charts import RC_PARAMS
+from harness.report.charts import RC_PARAMS, inline_svg, new_figure
 from harness.report.format import DASH, fmt_ms, fmt_number, fmt_pct, fmt_rps, fmt_seconds, md_text
 
 HTML_FILE = "capacity.html"
@@ -268,20 +265,7 @@ def capacity_charts(ctx: CapacityContext) -> tuple[CapacityChart, ...]:
 
 
 def _figure() -> Figure:
-    with matplotlib.rc_context(RC_PARAMS):
-        return Figure(figsize=(9.0, 3.8), layout="constrained")
-
-
-def _svg(fig: Figure, chart_id: str, title: str) -> str:
-    buf = io.StringIO()
-    # A fixed salt and no date: the same analysis draws the same bytes.
-    with matplotlib.rc_context({"svg.hashsalt": chart_id}):
-        FigureCanvasSVG(fig).print_svg(buf, metadata={"Date": None})
-    text = buf.getvalue()
-    text = text[text.index("<svg") :]  # inline: no XML declaration or DOCTYPE
-    text = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r"<svg\1", text, count=1)
-    label = title.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
-    return text.replace("<svg", f'<svg role="img" aria-label="{label}"', 1)
+    return new_figure((9.0, 3.8))
 
 
 def _throughput_chart(ctx: CapacityContext) -> CapacityChart:
@@ -357,7 +341,7 @@ def _throughput_chart(ctx: CapacityContext) -> CapacityChart:
             h2, l2 = other.get_legend_handles_labels()
             handles, labels = handles + h2, labels + l2
         ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.08, 1.0))
-        return CapacityChart(cid, title, _svg(fig, cid, title))
+        return CapacityChart(cid, title, inline_svg(fig, cid, title))
 
 
 def _latency_chart(ctx: CapacityContext) -> CapacityChart:
@@ -397,7 +381,7 @@ def _latency_chart(ctx: CapacityContext) -> CapacityChart:
         ax.set_ylabel("p95 (ms)")
         ax.set_title(title)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        return CapacityChart(cid, title, _svg(fig, cid, title))
+        return CapacityChart(cid, title, inline_svg(fig, cid, title))
 
 
 # --------------------------------------------------------------------------- rendering

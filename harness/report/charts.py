@@ -79,19 +79,23 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "chart"
 
 
-def _svg(fig: Figure, chart_id: str, title: str) -> str:
+def inline_svg(fig: Figure, chart_id: str, title: str | None = None) -> str:
+    """The figure as an SVG element to inline in a page: text stays text, a fixed salt and
+    no date make re-renders byte-identical, and ``title`` (when given) labels it."""
     buf = io.StringIO()
-    with matplotlib.rc_context({"svg.hashsalt": chart_id}):
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": chart_id}):
         FigureCanvasSVG(fig).print_svg(buf, metadata={"Date": None})
     text = buf.getvalue()
     text = text[text.index("<svg") :]  # inline: no XML declaration or DOCTYPE
     # Responsive: the viewBox keeps the aspect ratio, CSS sets the width.
     text = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r"<svg\1", text, count=1)
+    if title is None:
+        return text
     label = title.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
     return text.replace("<svg", f'<svg role="img" aria-label="{label}"', 1)
 
 
-def _figure(size: tuple[float, float]) -> Figure:
+def new_figure(size: tuple[float, float]) -> Figure:
     with matplotlib.rc_context(RC_PARAMS):
         return Figure(figsize=size, layout="constrained")
 
@@ -151,7 +155,7 @@ def _throughput(ctx: ReportContext) -> Chart:
         return _no_data(cid, title, "the run recorded no intervals")
     scale, xlabel = _time_axis(ctx)
     with matplotlib.rc_context(RC_PARAMS):
-        fig = _figure(WIDE_IN)
+        fig = new_figure(WIDE_IN)
         ax = fig.add_subplot()
         x = [m / scale for m in t.mid_s]
         _mark_steady(ax, ctx, scale)
@@ -178,7 +182,7 @@ def _throughput(ctx: ReportContext) -> Chart:
         handles, labels = ax.get_legend_handles_labels()
         h2, l2 = users.get_legend_handles_labels()
         ax.legend(handles + h2, labels + l2, loc="upper left", bbox_to_anchor=(1.08, 1.0))
-        return Chart(cid, title, _svg(fig, cid, title))
+        return Chart(cid, title, inline_svg(fig, cid, title))
 
 
 def _errors(ctx: ReportContext) -> Chart:
@@ -188,7 +192,7 @@ def _errors(ctx: ReportContext) -> Chart:
         return _no_data(cid, title, "the run recorded no intervals")
     scale, xlabel = _time_axis(ctx)
     with matplotlib.rc_context(RC_PARAMS):
-        fig = _figure(WIDE_IN)
+        fig = new_figure(WIDE_IN)
         ax = fig.add_subplot()
         x = [m / scale for m in t.mid_s]
         _mark_steady(ax, ctx, scale)
@@ -223,7 +227,7 @@ def _errors(ctx: ReportContext) -> Chart:
         ax.set_ylabel("failed requests (%)")
         ax.set_title(title)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        return Chart(cid, title, _svg(fig, cid, title))
+        return Chart(cid, title, inline_svg(fig, cid, title))
 
 
 _LINE_STYLES = {"p50": "-", "median": "-", "p90": "-", "p95": "-", "p99": "-"}
@@ -246,7 +250,7 @@ def _latency_over_time(ctx: ReportContext, colors: dict[str, str]) -> list[Chart
         cid = f"chart-latency-{_slug(series.request_key)}"
         title = f"Latency over time: {series.request_key}"
         with matplotlib.rc_context(RC_PARAMS):
-            fig = _figure(SMALL_IN)
+            fig = new_figure(SMALL_IN)
             ax = fig.add_subplot()
             x = [m / scale for m in t.mid_s]
             _mark_steady(ax, ctx, scale)
@@ -293,7 +297,7 @@ def _latency_over_time(ctx: ReportContext, colors: dict[str, str]) -> list[Chart
                 ncols=3,
                 frameon=False,
             )
-            charts.append(Chart(cid, title, _svg(fig, cid, title), wide=False))
+            charts.append(Chart(cid, title, inline_svg(fig, cid, title), wide=False))
     return charts
 
 
@@ -360,7 +364,7 @@ def _distribution(ctx: ReportContext, colors: dict[str, str]) -> Chart:
     legend_cols = 1 if len(curves) <= LEGEND_ROWS else 2
     rows = math.ceil((len(curves) + 1) / legend_cols)
     with matplotlib.rc_context(RC_PARAMS):
-        fig = _figure((10.0 if legend_cols == 1 else 12.0, max(4.6, 1.2 + 0.16 * rows)))
+        fig = new_figure((10.0 if legend_cols == 1 else 12.0, max(4.6, 1.2 + 0.16 * rows)))
         ax = fig.add_subplot()
         low, high = _plot_curves(ax, curves, colors, ctx.budget_lines)
         max_x = max(max(c.x) for c in curves)
@@ -383,7 +387,7 @@ def _distribution(ctx: ReportContext, colors: dict[str, str]) -> Chart:
                 label="budget (▼ at its percentile)",
             )
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), ncols=legend_cols)
-        return Chart(cid, title, _svg(fig, cid, title))
+        return Chart(cid, title, inline_svg(fig, cid, title))
 
 
 def _flow(ctx: ReportContext) -> Chart:
@@ -392,7 +396,7 @@ def _flow(ctx: ReportContext) -> Chart:
         return _no_data(cid, title, "no checkout flow completed in the steady state")
     lines = [b for b in ctx.budget_lines if b.unit == "ms"]
     with matplotlib.rc_context(RC_PARAMS):
-        fig = _figure((10.0, 4.4))
+        fig = new_figure((10.0, 4.4))
         left, right = fig.subplots(1, 2)
         single = len(ctx.flow_bins) == 1
         for i, bins in enumerate(ctx.flow_bins):
@@ -457,4 +461,4 @@ def _flow(ctx: ReportContext) -> Chart:
         right.set_title("Percentile distribution")
         right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=1, frameon=False)
         fig.suptitle(title, fontweight="bold", fontsize=10)
-        return Chart(cid, title, _svg(fig, cid, title))
+        return Chart(cid, title, inline_svg(fig, cid, title))

@@ -17,7 +17,6 @@ at least 3 baseline runs. "rising"/"falling" is the Mann-Kendall test over the l
 
 from __future__ import annotations
 
-import io
 import math
 import re
 import statistics
@@ -25,15 +24,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from harness.budgets import selector_matches
 from harness.errors import ConfigError
 from harness.model import AGGREGATE_KEY, Budget, Budgets, RegressionBudget, metric_unit
+from harness.report.charts import inline_svg
 from harness.report.format import DASH, fmt_pct, fmt_value, md_text
 from harness.store import DEFAULT_HISTORY, HistoryStore, RequestMetrics, RunRow
 from harness.trends import ChangePoint, detect_change_points, mann_kendall, student_t_two_sided_p
@@ -471,13 +469,7 @@ def _chart(rt: RequestTrend, n_runs: int) -> str:
         fontweight="bold",
         parse_math=False,
     )
-    buf = io.StringIO()
-    # Text stays text (smaller SVG); a fixed salt keeps re-renders byte-identical.
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": rt.anchor}):
-        FigureCanvasSVG(fig).print_svg(buf, metadata={"Date": None})
-    svg = buf.getvalue()
-    svg = svg[svg.index("<svg") :]
-    return re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r"<svg\1", svg, count=1)
+    return inline_svg(fig, rt.anchor)
 
 
 def _alt(rt: RequestTrend) -> str:
