@@ -35,7 +35,7 @@ from pathlib import Path
 
 import httpx
 
-from harness import catalogue
+from harness.core import catalogue
 from harness.target.auth import webhook_authorization, webhook_credentials
 from harness.target.process import ReferenceTarget
 from harness.target.settings import ROUTE_GROUPS

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import catalogue
-from harness.model import (
+from harness.core import catalogue
+from harness.core.model import (
     AGGREGATE_KEY,
     Budget,
     BudgetResult,
@@ -33,7 +33,7 @@ from harness.model import (
     Verdict,
     request_key,
 )
-from harness.stats import merge_histograms, new_histogram
+from harness.core.stats import merge_histograms, new_histogram
 
 INTERVALS = 300
 INTERVAL_S = 2.0

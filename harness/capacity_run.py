@@ -1,6 +1,6 @@
 """``paybench capacity``: a stepped Locust run that stops by itself, cut into steps, answered.
 
-The IO edge of capacity planning (the analysis is ``harness.capacity``, pure):
+The IO edge of capacity planning (the analysis is ``harness.core.capacity``, pure):
 
 1. Validate the options and budgets.yaml; refuse a host that may not be loaded.
 2. Start the reference target when no host is given; preflight the health endpoints.
@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import __version__, catalogue
-from harness.budgets import load_budgets
-from harness.capacity import (
+from harness import __version__
+from harness.config import load_budgets
+from harness.core import catalogue
+from harness.core.capacity import (
     CHECKOUT_KEY,
     CapacityAnalysis,
     Step,
@@ -45,6 +46,9 @@ from harness.capacity import (
     steps_plan,
     stop_decision,
 )
+from harness.core.evaluate import evaluate
+from harness.core.hosts import check_host
+from harness.core.model import AGGREGATE_KEY, Budgets, RequestStats, RunMeta, RunResult
 from harness.errors import (
     EXIT_BUDGET_BROKEN,
     EXIT_INTERRUPTED,
@@ -53,8 +57,6 @@ from harness.errors import (
     ConfigError,
     TargetError,
 )
-from harness.evaluate import evaluate
-from harness.hosts import check_host
 from harness.locust_run import (
     LOG_FILE,
     LocustPlan,
@@ -65,7 +67,6 @@ from harness.locust_run import (
     run_locust,
     write_run_json,
 )
-from harness.model import AGGREGATE_KEY, Budgets, RequestStats, RunMeta, RunResult
 from harness.pipeline import preflight, target_url
 from harness.profiles import DEFAULT_LOCUSTFILE
 from harness.recording import CPU_SATURATED_PCT, HDR_FILE, LIVE_FILE, load_recording

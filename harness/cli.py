@@ -83,7 +83,7 @@ _out_option = click.option(
 
 
 def _print_outcome(outcome: Any) -> None:
-    from harness.evaluate import format_verdict_table
+    from harness.core.evaluate import format_verdict_table
 
     for line in format_verdict_table(outcome.verdict):
         click.echo(line)
@@ -406,8 +406,8 @@ def history_export(
 )
 def compare(base: str, candidate: str, history: Path, force: bool) -> None:
     """Compare two runs (run ids or run folders): change, 95 % CI, significance."""
-    from harness import compare as compare_mod
     from harness import store
+    from harness.core import compare as compare_mod
 
     comparison = store.compare_refs(base=base, candidate=candidate, history=history, force=force)
     for line in compare_mod.format_comparison(comparison):
@@ -442,7 +442,7 @@ def trend(
     history: Path, profile: str | None, last: int, budgets_path: Path | None, out: Path
 ) -> None:
     """Trend report: metrics across runs, change points, budget use."""
-    from harness.budgets import load_budgets
+    from harness.config import load_budgets
     from harness.report.trend import trend_report
 
     budgets = load_budgets(budgets_path or _default_budgets(), profile=profile)

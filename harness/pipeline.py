@@ -18,11 +18,21 @@ from typing import Any
 
 import httpx
 
-from harness import __version__, catalogue
-from harness.budgets import load_budgets, selector_matches
+from harness import __version__
+from harness.config import load_budgets
+from harness.core import catalogue
+from harness.core.budgets import selector_matches
+from harness.core.evaluate import evaluate, exit_code
+from harness.core.hosts import check_host
+from harness.core.model import (
+    Baseline,
+    Budgets,
+    RunResult,
+    Verdict,
+    is_percentile_metric,
+    percentile_of,
+)
 from harness.errors import EXIT_INTERRUPTED, ConfigError, FormatError, TargetError
-from harness.evaluate import evaluate, exit_code
-from harness.hosts import check_host
 from harness.locust_run import (
     LocustPlan,
     Progress,
@@ -33,7 +43,6 @@ from harness.locust_run import (
     run_locust,
     write_run_json,
 )
-from harness.model import Baseline, Budgets, RunResult, Verdict, is_percentile_metric, percentile_of
 from harness.profiles import DEFAULT_LOCUSTFILE, PROJECT_ROOT, available_profiles, load_profile
 from harness.results import read_meta, read_run
 from harness.summary import write_summary

@@ -17,7 +17,7 @@ message; the master waits (bounded) for every worker's final data before Locust'
 goes on, merges everything losslessly, and writes the file once, at ``quit``, atomically.
 See docs/measurement.md.
 
-Only Locust, gevent, psutil, numpy/hdrh (through ``harness.stats``) and the standard
+Only Locust, gevent, psutil, numpy/hdrh (through ``harness.core.stats``) and the standard
 library are imported here: this runs inside the load generator.
 """
 
@@ -44,7 +44,7 @@ from locust.contrib.fasthttp import FastHttpSession
 from locust.runners import STATE_STOPPED, MasterRunner, WorkerRunner
 from locust.stats import StatsError
 
-from harness import stats
+from harness.core import stats
 from harness.recording import HDR_FILE, LIVE_FILE, Aggregator, write_json_atomically
 
 logger = logging.getLogger("paybench")

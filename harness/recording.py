@@ -21,15 +21,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from harness.errors import FormatError
-from harness.model import (
+from harness.core.model import (
     AGGREGATE_KEY,
     FailureRecord,
     IntervalPoint,
     RequestStats,
     request_key,
 )
-from harness.stats import (
+from harness.core.stats import (
     HIGHEST_TRACKABLE_NS,
     LOWEST_TRACKABLE_NS,
     NS_PER_MS,
@@ -41,6 +40,7 @@ from harness.stats import (
     merge_histograms,
     percentile_ms,
 )
+from harness.errors import FormatError
 
 FORMAT = "paybench-histograms"
 FORMAT_VERSION = 1

@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 
 from harness import __version__
+from harness.core.model import AGGREGATE_KEY, FailureRecord, RequestStats, RunMeta, RunResult
 from harness.errors import ConfigError, FormatError
-from harness.model import AGGREGATE_KEY, FailureRecord, RequestStats, RunMeta, RunResult
 
 HDR_FILE = "paybench.hdr.json"
 RUN_FILE = "run.json"

@@ -31,11 +31,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from harness.core.model import AGGREGATE_KEY, Baseline, RequestStats, RunMeta, RunResult, Verdict
 from harness.errors import ConfigError, FormatError
-from harness.model import AGGREGATE_KEY, Baseline, RequestStats, RunMeta, RunResult, Verdict
 
 if TYPE_CHECKING:
-    from harness.compare import Comparison
+    from harness.core.compare import Comparison
 
 DEFAULT_HISTORY = Path("reports/history.sqlite")
 SCHEMA_VERSION = 2
@@ -235,13 +235,13 @@ def _column(metric: str) -> str:
 
 
 def _encode(histogram: Any) -> str:
-    from harness.stats import encode_histogram
+    from harness.core.stats import encode_histogram
 
     return encode_histogram(histogram)
 
 
 def _decode(text: str) -> Any:
-    from harness.stats import decode_histogram
+    from harness.core.stats import decode_histogram
 
     try:
         return decode_histogram(text)
@@ -934,7 +934,7 @@ def compare_refs(
     warmup_s: float | None = None,
 ) -> Comparison:
     """``paybench compare BASE CANDIDATE`` (run ids or folders); format with format_comparison."""
-    from harness.compare import compare_runs
+    from harness.core.compare import compare_runs
 
     return compare_runs(
         load_run(base, history=history, warmup_s=warmup_s),

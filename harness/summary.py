@@ -11,8 +11,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from harness.core.model import BudgetResult, RequestStats, RunResult, Verdict
 from harness.errors import FormatError
-from harness.model import BudgetResult, RequestStats, RunResult, Verdict
 
 SUMMARY_FILE = "summary.json"
 SUMMARY_FORMAT = "paybench-summary"

@@ -16,7 +16,7 @@ Users (docs/scenarios.md has every knob, profile and request name):
 
 Every request checks its status code and the fields the journey relies on; a failure
 message says what was expected and what came back. Request names come from
-``harness.catalogue``, so budgets can be checked against them before a run.
+``harness.core.catalogue``, so budgets can be checked against them before a run.
 """
 
 from __future__ import annotations
@@ -42,10 +42,8 @@ from locust.exception import CatchResponseError, StopUser
 from locust.runners import LocalRunner, MasterRunner, Runner, WorkerRunner
 from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
 
-from harness import (
-    catalogue,
-    plugin,  # noqa: F401  (exact HDR recording; registers --paybench-dir)
-)
+from harness import plugin  # noqa: F401  (exact HDR recording; registers --paybench-dir)
+from harness.core import catalogue
 from harness.target.auth import (
     DEFAULT_WEBHOOK_PASSWORD,
     DEFAULT_WEBHOOK_USERNAME,

@@ -13,8 +13,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.core.model import Budgets, RunResult, Verdict
 from harness.errors import ConfigError
-from harness.model import Budgets, RunResult, Verdict
 from harness.report.charts import Chart, render_charts
 from harness.report.context import ReportContext, build_report_context
 from harness.report.junit import render_junit

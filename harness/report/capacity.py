@@ -19,14 +19,14 @@ import matplotlib
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from matplotlib.figure import Figure
 
-from harness.capacity import (
+from harness.core.capacity import (
     AGGREGATE_KEY,
     CHECKOUT_KEY,
     FLOW_TYPE,
     CapacityAnalysis,
     plain_name,
 )
-from harness.model import Budgets
+from harness.core.model import Budgets
 from harness.report.charts import RC_PARAMS, inline_svg, new_figure
 from harness.report.format import DASH, fmt_ms, fmt_number, fmt_pct, fmt_rps, fmt_seconds, md_text
 

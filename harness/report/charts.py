@@ -19,7 +19,7 @@ from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from harness.model import AGGREGATE_KEY
+from harness.core.model import AGGREGATE_KEY
 from harness.report.context import BudgetLine, PercentileCurve, ReportContext
 
 BUDGET_COLOR = "#c0392b"

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from harness.model import (
+from harness.core.model import (
     AGGREGATE_KEY,
     Budget,
     BudgetResult,
@@ -445,7 +445,7 @@ def _sum_rows(stats: Sequence[RequestStats]) -> RequestRow:
 def merge_histograms(histograms: Sequence[Any]) -> Any:
     """One histogram of all samples (lossless), of whichever histogram type was given.
 
-    ``harness.stats.Histogram`` copies and adds; an hdrh ``HdrHistogram`` adds into a new
+    ``harness.core.stats.Histogram`` copies and adds; an hdrh ``HdrHistogram`` adds into a new
     one of the same layout.
     """
     if not histograms:
@@ -536,7 +536,7 @@ def percentile_curve(s: RequestStats) -> PercentileCurve | None:
 def _bucket_values_ms(histogram: Any) -> tuple[np.ndarray, np.ndarray] | None:
     """(value of each used bucket in ms, its count), for either histogram type.
 
-    ``harness.stats.Histogram`` holds nanoseconds (its ``to_hdr`` gives the dense hdrh
+    ``harness.core.stats.Histogram`` holds nanoseconds (its ``to_hdr`` gives the dense hdrh
     layout); a bare hdrh ``HdrHistogram`` holds microseconds (``RequestStats``' contract).
     """
     if hasattr(histogram, "buckets") and hasattr(histogram, "to_hdr"):

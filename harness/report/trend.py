@@ -6,13 +6,13 @@ Figures drawn by the SVG canvas, no pyplot) and renders the two templates;
 ``trend_report`` is the library call behind the command (reads the history).
 
 Latest vs baseline: the baseline is the median of the ``baseline_runs`` runs before the
-latest, as regression budgets use it (``harness.evaluate``). The change is significant
+latest, as regression budgets use it (``harness.core.evaluate``). The change is significant
 when the latest run lies outside the 95 % prediction interval of those runs, i.e. the
 two-sided p-value of t = (latest - mean) / (sd * sqrt(1 + 1/n)) with n - 1 degrees of
 freedom is below 0.05 (Hahn and Meeker, "Statistical Intervals" (1991), 4.6); it needs
 at least 3 baseline runs. "rising"/"falling" is the Mann-Kendall test over the last
-``TREND_RUNS`` runs (``harness.trends.mann_kendall``). Change points come from
-``harness.trends.detect_change_points`` over each whole series.
+``TREND_RUNS`` runs (``harness.core.trends.mann_kendall``). Change points come from
+``harness.core.trends.detect_change_points`` over each whole series.
 """
 
 from __future__ import annotations
@@ -28,13 +28,18 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from harness.budgets import selector_matches
+from harness.core.budgets import selector_matches
+from harness.core.model import AGGREGATE_KEY, Budget, Budgets, RegressionBudget, metric_unit
+from harness.core.trends import (
+    ChangePoint,
+    detect_change_points,
+    mann_kendall,
+    student_t_two_sided_p,
+)
 from harness.errors import ConfigError
-from harness.model import AGGREGATE_KEY, Budget, Budgets, RegressionBudget, metric_unit
 from harness.report.charts import inline_svg
 from harness.report.format import DASH, fmt_pct, fmt_value, md_text
 from harness.store import DEFAULT_HISTORY, HistoryStore, RequestMetrics, RunRow
-from harness.trends import ChangePoint, detect_change_points, mann_kendall, student_t_two_sided_p
 
 TREND_METRICS = ("p50", "p95", "p99", "error_rate", "rps")
 LATENCY_METRICS = ("p50", "p95", "p99")
@@ -180,7 +185,7 @@ class TrendContext:
 
 
 def _key_order(keys: set[str]) -> list[str]:
-    from harness.catalogue import REQUEST_KEYS
+    from harness.core.catalogue import REQUEST_KEYS
 
     known = [k for k in REQUEST_KEYS if k in keys]
     rest = sorted(k for k in keys if k not in REQUEST_KEYS and k != AGGREGATE_KEY)
@@ -214,7 +219,7 @@ def _absolute_use(b: Budget, latest: float | None) -> BudgetUse:
 def _regression_use(rb: RegressionBudget, latest: float | None, base: float | None) -> BudgetUse:
     used = None
     if latest is not None and base is not None and rb.max_increase > 0:
-        # As harness.evaluate judges it: percent of the baseline, or absolute units/points.
+        # As harness.core.evaluate judges it: percent of the baseline, or absolute units/points.
         if rb.relative:
             rise = 100.0 * (latest / base - 1.0) if base > 0 else None
         else:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.budgets import load_budgets
-from harness.catalogue import REQUEST_KEYS
+from harness.config import load_budgets
+from harness.core.catalogue import REQUEST_KEYS
 from harness.errors import EXIT_USAGE, ConfigError
 
 CORPUS = Path(__file__).parent / "corpus"

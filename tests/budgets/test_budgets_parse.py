@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.budgets import (
+from harness.config import load_budgets
+from harness.core.budgets import (
     format_key_path,
     is_glob,
-    load_budgets,
     match_keys,
     parse_budgets,
     selector_matches,
 )
-from harness.catalogue import (
+from harness.core.catalogue import (
     FLOW_CHECKOUT,
     HEALTH,
     HEALTH_DATABASE,
@@ -30,9 +30,9 @@ from harness.catalogue import (
     WEBHOOK_FAILED,
     WEBHOOK_FORGED,
 )
+from harness.core.hosts import check_host
+from harness.core.model import AGGREGATE_KEY, Budgets, request_key
 from harness.errors import ConfigError
-from harness.hosts import check_host
-from harness.model import AGGREGATE_KEY, Budgets, request_key
 from harness.profiles import PROJECT_ROOT, available_profiles
 
 SHIPPED = PROJECT_ROOT / "budgets.yaml"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness.core.hosts import check_host, is_loopback, url_host
 from harness.errors import EXIT_USAGE, ConfigError
-from harness.hosts import check_host, is_loopback, url_host
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.capacity import (
+from harness.core.capacity import (
     CHECKOUT_KEY,
     BrokenBudget,
     Step,
@@ -22,7 +22,7 @@ from harness.capacity import (
     steps_plan,
     stop_decision,
 )
-from harness.model import AGGREGATE_KEY, Budget, BudgetResult, RequestStats, Verdict
+from harness.core.model import AGGREGATE_KEY, Budget, BudgetResult, RequestStats, Verdict
 
 P95_INITIATE = BrokenBudget(
     what="p95 of payment initiation",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.capacity import CHECKOUT_KEY, BrokenBudget, Step, StopDecision, analyse
-from harness.model import AGGREGATE_KEY, Budget, Budgets
+from harness.core.capacity import CHECKOUT_KEY, BrokenBudget, Step, StopDecision, analyse
+from harness.core.model import AGGREGATE_KEY, Budget, Budgets
 from harness.report.capacity import (
     build_capacity_context,
     capacity_charts,

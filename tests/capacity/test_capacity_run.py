@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.capacity import CHECKOUT_KEY as CHECKOUT
-from harness.capacity import BrokenBudget, Step, StopRules, analyse
 from harness.capacity_run import CapacityResult, run_capacity
+from harness.core.capacity import CHECKOUT_KEY as CHECKOUT
+from harness.core.capacity import BrokenBudget, Step, StopRules, analyse
 from harness.errors import ConfigError, TargetError
 
 BUDGETS = """\
@@ -245,7 +245,7 @@ def test_the_live_monitor_judges_each_step_from_its_own_intervals(tmp_path: Path
     """Regression: at epochs of ~1.8e9 an interval boundary must not pull in the next
     step's first interval (float resolution there is ~1e-7 s)."""
     from harness.capacity_run import _LiveMonitor
-    from harness.model import Budget, Budgets
+    from harness.core.model import Budget, Budgets
 
     e0 = 1_795_000_000.0
     lines = []

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from harness import stats
-from harness.model import AGGREGATE_KEY, RequestStats, RunMeta, RunResult
+from harness.core import stats
+from harness.core.model import AGGREGATE_KEY, RequestStats, RunMeta, RunResult
 
 META = RunMeta(
     run_id="20250101T000000Z-abcdef",

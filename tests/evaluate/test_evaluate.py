@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from harness import stats
-from harness.budgets import parse_budgets
-from harness.catalogue import REQUEST_KEYS
-from harness.errors import EXIT_BUDGET_BROKEN, EXIT_OK, EXIT_UNJUDGEABLE
-from harness.evaluate import (
+from harness.core import stats
+from harness.core.budgets import parse_budgets
+from harness.core.catalogue import REQUEST_KEYS
+from harness.core.evaluate import (
     NO_BASELINE_YET,
     evaluate,
     exit_code,
@@ -19,7 +18,8 @@ from harness.evaluate import (
     student_t_quantile,
     wilson_interval,
 )
-from harness.model import AGGREGATE_KEY, Baseline, Budgets, RequestStats
+from harness.core.model import AGGREGATE_KEY, Baseline, Budgets, RequestStats
+from harness.errors import EXIT_BUDGET_BROKEN, EXIT_OK, EXIT_UNJUDGEABLE
 from tests.evaluate.literal_runs import request, run
 
 PLANS = "GET /api/plans"

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.budgets import parse_budgets
-from harness.catalogue import REQUEST_KEYS
-from harness.evaluate import (
+from harness.core.budgets import parse_budgets
+from harness.core.catalogue import REQUEST_KEYS
+from harness.core.evaluate import (
     TABLE_HEADER,
     evaluate,
     format_verdict_table,
     outcome_line,
     verdict_rows,
 )
-from harness.model import Baseline, Verdict
+from harness.core.model import Baseline, Verdict
 from tests.evaluate.literal_runs import request, run
 
 BUDGETS = """version: 1

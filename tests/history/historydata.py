@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from harness import stats
-from harness.model import AGGREGATE_KEY, RequestStats, RunMeta, RunResult
+from harness.core import stats
+from harness.core.model import AGGREGATE_KEY, RequestStats, RunMeta, RunResult
 
 PLANS = "GET /api/plans"
 INITIATE = "POST /api/payments/v2/initiate"

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.compare import (
+from harness.core.compare import (
     CHECKED_METADATA,
     compare_runs,
     format_comparison,
     metadata_differences,
 )
+from harness.core.model import AGGREGATE_KEY
 from harness.errors import ConfigError
-from harness.model import AGGREGATE_KEY
 from harness.store import HistoryStore, compare_refs
 from tests.history.historydata import INITIATE, PLANS, make_run, request_stats
 

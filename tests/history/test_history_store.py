@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.core.model import AGGREGATE_KEY, Verdict
 from harness.errors import ConfigError, FormatError
-from harness.model import AGGREGATE_KEY, Verdict
 from harness.store import (
     APPLICATION_ID,
     EXPORT_COLUMNS,

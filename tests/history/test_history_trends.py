@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.trends import (
+from harness.core.trends import (
     detect_change_points,
     mann_kendall,
     pooled_t_test,

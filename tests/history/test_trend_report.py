@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.core.model import AGGREGATE_KEY, Budget, Budgets, RegressionBudget
 from harness.errors import ConfigError
-from harness.model import AGGREGATE_KEY, Budget, Budgets, RegressionBudget
 from harness.report.trend import build_trend_context, trend_report, write_trend_report
 from harness.store import HistoryStore, RequestMetrics, RunRow
 from tests.history.historydata import INITIATE, make_run, nightly_id, nightly_start

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import catalogue
+from harness.core import catalogue
 from tests.locustfiles.locust_runs import run_locust
 
 pytestmark = pytest.mark.e2e

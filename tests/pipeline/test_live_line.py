@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.budgets import parse_budgets
+from harness.core.budgets import parse_budgets
 from harness.locust_run import Progress
 from harness.pipeline import live_line
 

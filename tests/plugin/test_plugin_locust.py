@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import stats
+from harness.core import stats
 from harness.recording import HDR_FILE, LIVE_FILE, generator_unreliable_reasons, load_recording
 
 from .conftest import (

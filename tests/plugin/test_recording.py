@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import stats
+from harness.core import stats
+from harness.core.model import AGGREGATE_KEY
 from harness.errors import FormatError
-from harness.model import AGGREGATE_KEY
 from harness.recording import (
     HDR_FILE,
     Aggregator,

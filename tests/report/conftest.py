@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.model import Budgets, RunResult, Verdict
+from harness.core.model import Budgets, RunResult, Verdict
 from tests.report.sample_runs import make_sample
 
 

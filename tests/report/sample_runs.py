@@ -1,6 +1,6 @@
 """Literal runs for the report tests: real histograms filled from a seeded generator.
 
-By default the histograms are ``harness.stats.Histogram`` (what ``paybench run`` records);
+By default the histograms are ``harness.core.stats.Histogram`` (what ``paybench run`` records);
 ``kind="hdrh"`` gives bare hdrh HdrHistograms of microseconds, the other type that
 ``RequestStats.histogram`` may hold.
 """
@@ -11,8 +11,8 @@ import random
 
 from hdrh.histogram import HdrHistogram
 
-from harness import catalogue, stats
-from harness.model import (
+from harness.core import catalogue, stats
+from harness.core.model import (
     AGGREGATE_KEY,
     Budget,
     BudgetResult,

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from harness.model import IntervalPoint, RequestStats, RunResult, Verdict
+from harness.core.model import IntervalPoint, RequestStats, RunResult, Verdict
 from harness.report import build_report_context, render_charts
 from harness.report.charts import OFF_SCALE_FACTOR
 from tests.report.sample_runs import make_sample, stats_from

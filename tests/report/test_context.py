@@ -8,8 +8,8 @@ import math
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from harness import catalogue
-from harness.model import (
+from harness.core import catalogue
+from harness.core.model import (
     AGGREGATE_KEY,
     BudgetResult,
     IntervalPoint,

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from harness.core.model import BudgetResult, FailureRecord, RequestStats, RunResult, Verdict
 from harness.errors import ConfigError
-from harness.model import BudgetResult, FailureRecord, RequestStats, RunResult, Verdict
 from harness.report import (
     build_report_context,
     render_charts,

@@ -1,4 +1,4 @@
-"""harness.stats: exact recording, percentiles, lossless merge, confidence intervals.
+"""harness.core.stats: exact recording, percentiles, lossless merge, confidence intervals.
 
 Literal data and fixed seeds only; hdrh (the reference HdrHistogram implementation) is the
 oracle for bucket layout, percentiles and encoding.
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from harness import stats
-from harness.model import RequestStats
+from harness.core import stats
+from harness.core.model import RequestStats
 
 
 def _hdrh_reference(values_ms: list[float] | np.ndarray) -> HdrHistogram:

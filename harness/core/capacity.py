@@ -34,8 +34,15 @@ from typing import Literal
 
 import numpy as np
 
-from harness import catalogue
-from harness.model import AGGREGATE_KEY, Budget, BudgetResult, RequestStats, Verdict, request_key
+from harness.core import catalogue
+from harness.core.model import (
+    AGGREGATE_KEY,
+    Budget,
+    BudgetResult,
+    RequestStats,
+    Verdict,
+    request_key,
+)
 
 CHECKOUT_KEY = request_key(*catalogue.INITIATE)
 FLOW_TYPE = catalogue.FLOW_CHECKOUT[0]

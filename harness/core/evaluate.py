@@ -2,7 +2,7 @@
 
 Every budget is expanded against the request keys of the run's steady state; a name that
 never ran is a "no samples" failure, never a silent pass. Percentile and average budgets
-carry a 95 % confidence interval from ``harness.stats``; when it straddles the limit the
+carry a 95 % confidence interval from ``harness.core.stats``; when it straddles the limit the
 result is marked marginal (still judged on the measured value).
 """
 
@@ -15,10 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness import stats
-from harness.budgets import is_glob, match_keys
-from harness.errors import EXIT_BUDGET_BROKEN, EXIT_OK, EXIT_UNJUDGEABLE
-from harness.model import (
+from harness.core import stats
+from harness.core.budgets import is_glob, match_keys
+from harness.core.model import (
     AGGREGATE_KEY,
     Baseline,
     Budget,
@@ -31,6 +30,7 @@ from harness.model import (
     metric_unit,
     percentile_of,
 )
+from harness.errors import EXIT_BUDGET_BROKEN, EXIT_OK, EXIT_UNJUDGEABLE
 
 CONFIDENCE = 0.95
 SEED = 1
@@ -134,7 +134,7 @@ class _Measure:
 
 
 def _ci_histogram(h: Any) -> stats.Histogram:
-    """``harness.stats.Histogram`` as is; a bare hdrh HdrHistogram (microseconds) converted."""
+    """``harness.core.stats.Histogram`` as is; a bare hdrh HdrHistogram (microseconds) converted."""
     if isinstance(h, stats.Histogram):
         return h
     converted = stats.new_histogram()
@@ -313,7 +313,7 @@ def _significance(
 
     With ``MIN_PREDICTION_RUNS`` or more baseline runs: above the 95 % prediction interval
     of those runs (`prediction_interval`). With fewer: the run's own 95 % interval lies
-    wholly above the baseline value (percentile/mean intervals from ``harness.stats``, the
+    wholly above the baseline value (percentile/mean intervals from ``harness.core.stats``, the
     Wilson interval for error_rate). None when neither can be told (min/max, Locust CSV).
     """
     unit = metric_unit(rb.metric)

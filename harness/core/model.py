@@ -2,7 +2,7 @@
 
 Units are in the names: ``_ms`` milliseconds, ``_s`` seconds, ``_pct`` percent, ``rps``
 requests per second. Latency histograms are HdrHistograms of microseconds (see
-``harness.stats``); they are typed loosely here so that this module imports nothing heavy.
+``harness.core.stats``); they are typed loosely here so that this module imports nothing heavy.
 """
 
 from __future__ import annotations

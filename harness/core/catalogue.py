@@ -6,7 +6,7 @@ a glob in budgets.yaml that matches none of them is a typo, not a budget.
 
 from __future__ import annotations
 
-from harness.model import request_key
+from harness.core.model import request_key
 
 # Bump when the scenarios change what they send: comparisons refuse to mix versions.
 SCENARIO_VERSION = "1"

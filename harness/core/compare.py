@@ -40,9 +40,9 @@ from typing import Any
 
 import numpy as np
 
+from harness.core.model import AGGREGATE_KEY, RequestStats, RunMeta, RunResult
+from harness.core.trends import student_t_quantile
 from harness.errors import ConfigError
-from harness.model import AGGREGATE_KEY, RequestStats, RunMeta, RunResult
-from harness.trends import student_t_quantile
 
 COMPARED_METRICS = ("p50", "p95", "p99", "avg", "error_rate", "rps")
 # Run metadata that must be equal for a comparison to mean anything; ``host`` is checked
@@ -330,7 +330,7 @@ def _error_rate_change(
 def _layout_hdr() -> Any:
     from hdrh.histogram import HdrHistogram
 
-    from harness import stats
+    from harness.core import stats
 
     return HdrHistogram(
         stats.LOWEST_TRACKABLE_NS, stats.HIGHEST_TRACKABLE_NS, stats.SIGNIFICANT_FIGURES
@@ -340,7 +340,7 @@ def _layout_hdr() -> Any:
 def _buckets_us(h: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(highest equivalent value, mid value, count) of each used bucket, microseconds.
 
-    ``harness.stats.Histogram`` (nanosecond buckets) or an hdrh HdrHistogram of
+    ``harness.core.stats.Histogram`` (nanosecond buckets) or an hdrh HdrHistogram of
     microseconds, as ``model.RequestStats`` allows.
     """
     if hasattr(h, "buckets"):

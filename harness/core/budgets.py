@@ -1,4 +1,4 @@
-"""budgets.yaml -> Budgets: parsing and validation (pure; ``load_budgets`` reads the file).
+"""budgets.yaml text -> Budgets: parsing and validation (pure; harness.config reads the file).
 
 The format is documented in ``docs/budgets.md``. Every mistake raises one ``ConfigError``
 line: ``<file>: <key path>: <what is wrong>; <how to fix it>``. Validation covers the whole
@@ -13,13 +13,12 @@ import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
 
+from harness.core.model import AGGREGATE_KEY, Budget, Budgets, Operator, RegressionBudget
 from harness.errors import ConfigError
-from harness.model import AGGREGATE_KEY, Budget, Budgets, Operator, RegressionBudget
 
 # History of the format:
 #   1: requests, run, steady_state, hosts, capacity, baseline, regressions, profiles.
@@ -813,35 +812,3 @@ def parse_budgets(
             what, "add budgets under requests: or run: (a run with no budget proves nothing)"
         )
     return result
-
-
-def load_budgets(
-    path: Path,
-    profile: str | None = None,
-    known_keys: Sequence[str] | None = None,
-    known_profiles: Sequence[str] | None = None,
-) -> Budgets:
-    """Read and parse a budgets file; unreadable files are ConfigErrors too."""
-    source = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{source}: file not found; create it (see docs/budgets.md) "
-            "or name another budgets file"
-        ) from None
-    except IsADirectoryError:
-        raise ConfigError(f"{source}: is a directory; name the budgets file itself") from None
-    except OSError as exc:
-        raise ConfigError(
-            f"{source}: cannot be read ({exc.strerror}); check its permissions"
-        ) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError(
-            f"{source}: line {line}: byte 0x{raw[exc.start]:02x} is not UTF-8; "
-            "save the file as UTF-8"
-        ) from None
-    return parse_budgets(text, source, profile, known_keys, known_profiles)
