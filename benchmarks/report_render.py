@@ -68,12 +68,8 @@ def build_run(total_requests: int, seed: int = 1) -> tuple[RunResult, Verdict, B
             h.record_ms_array(chunk)
             intervals.append(h)
             per_interval_requests[i] += chunk.size
-            found = h.get_percentile_to_value_dict((50.0, 95.0, 99.0))
-            pcts_by_interval[i][key] = {
-                "p50": found[50.0] / 1000.0,
-                "p95": found[95.0] / 1000.0,
-                "p99": found[99.0] / 1000.0,
-            }
+            p50, p95, p99 = h.percentiles_ms((50.0, 95.0, 99.0))
+            pcts_by_interval[i][key] = {"p50": p50, "p95": p95, "p99": p99}
         requests.append(
             RequestStats(
                 request_type=rtype,
@@ -163,7 +159,7 @@ def main() -> None:
 
     import_s = time.perf_counter() - started
     result, verdict, budgets = build_run(args.requests)
-    recorded = sum(s.histogram.get_total_count() for s in result.requests)
+    recorded = sum(s.histogram.count for s in result.requests)
     print(
         f"run: {recorded:,} requests recorded in {len(result.requests)} names, "
         f"{len(result.timeline)} intervals, "

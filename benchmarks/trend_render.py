@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.commands.trend import trend_report
 from harness.config import load_budgets
 from harness.core import stats
 from harness.core.catalogue import ALL, INITIATE
 from harness.core.model import AGGREGATE_KEY, RequestStats, RunMeta, RunResult, request_key
-from harness.report.trend import trend_report
 from harness.store import HistoryStore
 
 TARGET_S = 10.0

@@ -1,7 +1,10 @@
-"""The ``paybench`` command line: parse, call the library, print, exit with the code.
+"""The ``paybench`` command line: parse, call one command of ``harness.commands``, print
+the lines it returns, exit with its code.
 
 Every user-facing error is a ``PaybenchError`` raised by the library and caught here, in
 one place, as one line on stderr and the documented exit code (see harness/errors.py).
+Any other exception is a paybench bug: one line saying so and where its traceback was
+saved (the run folder, when the command had one; else a temporary file), exit 3.
 """
 
 from __future__ import annotations
@@ -34,6 +37,13 @@ class PaybenchGroup(click.Group):
             _fail(e.message, e.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", EXIT_INTERRUPTED)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # click's own: usage errors (exit 2), --help and --version
+        except Exception as e:
+            from harness.runfolder import internal_error
+
+            error = internal_error(e)
+            _fail(error.message, error.exit_code)
 
 
 def _default_budgets() -> Path:
@@ -82,23 +92,11 @@ _out_option = click.option(
 )
 
 
-def _print_outcome(outcome: Any) -> None:
-    from harness.core.evaluate import format_verdict_table
-
-    for line in format_verdict_table(outcome.verdict):
+def _reply(reply: Any) -> NoReturn:
+    """Print what a command returned, line by line, and exit with its code."""
+    for line in reply.lines:
         click.echo(line)
-    click.echo("")
-    if not outcome.result.exact:
-        click.echo(
-            "measured by: Locust's CSV (response times rounded to ~2 significant digits; "
-            "run through paybench for exact percentiles)"
-        )
-    click.echo(f"run folder: {outcome.run_dir}")
-    html = next((p for p in outcome.report_paths if p.suffix == ".html"), None)
-    if html is not None:
-        click.echo(f"report:     {html}")
-    if outcome.history_note:
-        click.echo(f"history:    {outcome.history_note}")
+    sys.exit(reply.exit_code)
 
 
 @main.command()
@@ -176,38 +174,32 @@ def run(
     no_history: bool,
 ) -> None:
     """Run a load profile, judge it against the budgets, write the reports."""
-    from harness import pipeline
+    from harness.commands.run import run as run_command
 
     overrides: dict[str, Any] = {}
     if target_slowdown is not None:
         overrides["slowdown"] = target_slowdown
     if target_error_rate is not None:
         overrides["error_rate"] = target_error_rate
-    if host and (target_config or overrides):
-        _fail(
-            "--target-config/--target-slowdown/--target-error-rate apply to the built-in "
-            "target only; drop them or drop --host",
-            2,
-        )
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    outcome = pipeline.run(
-        profile=profile,
-        host=host,
-        budgets_path=budgets_path or _default_budgets(),
-        users=users,
-        spawn_rate=spawn_rate,
-        run_time_s=run_time,
-        workers=workers,
-        out=out,
-        allow_hosts=allow_hosts,
-        locustfile=locustfile,
-        target_config=target_config,
-        target_overrides=overrides,
-        history=not no_history,
-        on_progress=lambda line: click.echo(line, err=True),
+    _reply(
+        run_command(
+            profile=profile,
+            host=host,
+            budgets_path=budgets_path or _default_budgets(),
+            users=users,
+            spawn_rate=spawn_rate,
+            run_time_s=run_time,
+            workers=workers,
+            out=out,
+            allow_hosts=allow_hosts,
+            locustfile=locustfile,
+            target_config=target_config,
+            target_overrides=overrides,
+            history=not no_history,
+            on_progress=lambda line: click.echo(line, err=True),
+        )
     )
-    _print_outcome(outcome)
-    sys.exit(outcome.exit_code)
 
 
 @main.command()
@@ -216,13 +208,13 @@ def run(
 @click.option("--profile", default=None, help="Profile overrides to apply [default: the run's].")
 def check(run_dir: Path, budgets_path: Path | None, profile: str | None) -> None:
     """Judge an existing run folder again (also one written by plain `locust --csv`)."""
-    from harness import pipeline
+    from harness.commands.check import check as check_command
 
-    outcome = pipeline.check(
-        run_dir=run_dir, budgets_path=budgets_path or _default_budgets(), profile=profile
+    _reply(
+        check_command(
+            run_dir=run_dir, budgets_path=budgets_path or _default_budgets(), profile=profile
+        )
     )
-    _print_outcome(outcome)
-    sys.exit(outcome.exit_code)
 
 
 @main.command()
@@ -230,12 +222,10 @@ def check(run_dir: Path, budgets_path: Path | None, profile: str | None) -> None
 @_budgets_option
 def report(run_dir: Path, budgets_path: Path | None) -> None:
     """Render report.html, summary.md and junit.xml of a run folder again."""
-    from harness import pipeline
+    from harness.commands.report import report as report_command
 
     # Without --budgets: the copy in the run folder, what the run was judged against.
-    outcome = pipeline.rerender(run_dir=run_dir, budgets_path=budgets_path)
-    for path in outcome.report_paths:
-        click.echo(f"wrote {path}")
+    _reply(report_command(run_dir=run_dir, budgets_path=budgets_path))
 
 
 @main.command()
@@ -301,27 +291,24 @@ def capacity(
     target_config: Path | None,
 ) -> None:
     """Step the load up until the budgets break: capacity, knee, USL fit, headroom."""
-    from harness.capacity_run import run_capacity
+    from harness.commands.capacity import capacity as capacity_command
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    result = run_capacity(
-        host=host,
-        budgets_path=budgets_path or _default_budgets(),
-        start_users=start_users,
-        step_users=step_users,
-        step_time_s=step_time,
-        max_users=max_users,
-        expected_peak_rps=expected_peak_rps,
-        out=out,
-        target_config=target_config,
-        allow_hosts=allow_hosts,
-        progress=lambda line: click.echo(line, err=True),
+    _reply(
+        capacity_command(
+            host=host,
+            budgets_path=budgets_path or _default_budgets(),
+            start_users=start_users,
+            step_users=step_users,
+            step_time_s=step_time,
+            max_users=max_users,
+            expected_peak_rps=expected_peak_rps,
+            out=out,
+            target_config=target_config,
+            allow_hosts=allow_hosts,
+            progress=lambda line: click.echo(line, err=True),
+        )
     )
-    click.echo(result.sentence)
-    click.echo(f"run folder: {result.run_dir}")
-    for path in result.report_paths:
-        click.echo(f"report:     {path}")
-    sys.exit(result.exit_code)
 
 
 _history_option = click.option(
@@ -344,12 +331,9 @@ def history() -> None:
 @click.option("--last", type=click.IntRange(min=1), default=None, help="Only the last N runs.")
 def history_list(history: Path, profile: str | None, last: int | None) -> None:
     """List the recorded runs, oldest first."""
-    from harness import store
+    from harness.commands.history import show
 
-    for line in store.format_run_rows(
-        store.history_list(history=history, profile=profile, last=last)
-    ):
-        click.echo(line)
+    _reply(show(history=history, profile=profile, last=last))
 
 
 @history.command("import")
@@ -357,10 +341,9 @@ def history_list(history: Path, profile: str | None, last: int | None) -> None:
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
 def history_import(history: Path, run_dirs: tuple[Path, ...]) -> None:
     """Record run folders (e.g. CI artefacts) in the history; a run already there is skipped."""
-    from harness import store
+    from harness.commands.history import import_runs
 
-    for line in store.format_imported(store.history_import(history=history, run_dirs=run_dirs)):
-        click.echo(line)
+    _reply(import_runs(history=history, run_dirs=run_dirs))
 
 
 @history.command("export")
@@ -385,14 +368,9 @@ def history_export(
     history: Path, fmt: str, profile: str | None, last: int | None, output: Path | None
 ) -> None:
     """Export the per-request metrics of the recorded runs."""
-    from harness import store
+    from harness.commands.history import export
 
-    text = store.history_export(history=history, fmt=fmt, profile=profile, last=last)
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output}")
+    _reply(export(history=history, fmt=fmt, profile=profile, last=last, output=output))
 
 
 @main.command()
@@ -406,12 +384,9 @@ def history_export(
 )
 def compare(base: str, candidate: str, history: Path, force: bool) -> None:
     """Compare two runs (run ids or run folders): change, 95 % CI, significance."""
-    from harness import store
-    from harness.core import compare as compare_mod
+    from harness.commands.compare import compare as compare_command
 
-    comparison = store.compare_refs(base=base, candidate=candidate, history=history, force=force)
-    for line in compare_mod.format_comparison(comparison):
-        click.echo(line)
+    _reply(compare_command(base=base, candidate=candidate, history=history, force=force))
 
 
 @main.command()
@@ -442,15 +417,17 @@ def trend(
     history: Path, profile: str | None, last: int, budgets_path: Path | None, out: Path
 ) -> None:
     """Trend report: metrics across runs, change points, budget use."""
-    from harness.config import load_budgets
-    from harness.report.trend import trend_report
+    from harness.commands.trend import trend as trend_command
 
-    budgets = load_budgets(budgets_path or _default_budgets(), profile=profile)
-    html, md = trend_report(
-        out_dir=out, history=history, profile=profile, last=last, budgets=budgets
+    _reply(
+        trend_command(
+            history=history,
+            profile=profile,
+            last=last,
+            budgets_path=budgets_path or _default_budgets(),
+            out=out,
+        )
     )
-    click.echo(f"wrote {html}")
-    click.echo(f"wrote {md}")
 
 
 main.add_command(target_group)

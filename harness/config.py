@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.core.budgets import parse_budgets
+from harness.core.budgets import MAX_FILE_BYTES, parse_budgets
 from harness.core.model import Budgets
 from harness.errors import ConfigError
 
@@ -21,8 +21,13 @@ def load_budgets(
 ) -> Budgets:
     """Read and parse a budgets file; unreadable files are ConfigErrors too."""
     source = str(path)
+    if Path(path).exists() and not Path(path).is_file() and not Path(path).is_dir():
+        # A device or a pipe would be read forever.
+        raise ConfigError(f"{source}: not a regular file; name the budgets file itself")
     try:
-        raw = Path(path).read_bytes()
+        with Path(path).open("rb") as f:
+            # Bounded up front: a few megabytes of YAML would take PyYAML minutes to refuse.
+            raw = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(
             f"{source}: file not found; create it (see docs/budgets.md) "
@@ -34,6 +39,11 @@ def load_budgets(
         raise ConfigError(
             f"{source}: cannot be read ({exc.strerror}); check its permissions"
         ) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(
+            f"{source}: larger than {MAX_FILE_BYTES // 1024} KiB, more than a budgets file may "
+            "hold (see docs/budgets.md); check that this is the right file"
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 EXIT_OK = 0  # every budget holds
 EXIT_BUDGET_BROKEN = 1  # a budget or regression budget is broken
 EXIT_USAGE = 2  # usage or configuration error (budgets.yaml, profile, options)
-EXIT_UNJUDGEABLE = 3  # target unreachable/unhealthy, Locust failed, run incomplete, unreliable
+EXIT_UNJUDGEABLE = 3  # target or Locust failed, run incomplete or unreliable, disk refused, a bug
 EXIT_INTERRUPTED = 130  # interrupted; what was measured so far is kept, marked incomplete
 
 
@@ -37,3 +37,15 @@ class TargetError(PaybenchError):
 
 class FormatError(ConfigError):
     """A file written by paybench is unreadable or of a newer format version (exit 2)."""
+
+
+class StorageError(PaybenchError):
+    """A file cannot be written: the disk is full or read-only, or permission is denied (exit 3)."""
+
+    exit_code = EXIT_UNJUDGEABLE
+
+
+class InternalError(PaybenchError):
+    """A paybench bug: the message says where its traceback was saved (exit 3)."""
+
+    exit_code = EXIT_UNJUDGEABLE

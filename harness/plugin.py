@@ -7,6 +7,15 @@ Importing this module (from any locustfile) registers Locust options and event l
     interval). Unset: nothing is recorded and nothing costly runs.
 ``--paybench-interval SECONDS`` (env ``PAYBENCH_INTERVAL``, default 2)
     The length of the per-interval histograms and of the live progress lines.
+``--paybench-allow-hosts NAMES`` (env ``PAYBENCH_ALLOW_HOSTS``)
+    Comma-separated host names that requests may reach besides loopback and the host
+    under test (``--host``): the run's allow-list, passed by ``paybench run``.
+
+Whatever the options, no request leaves the allow-list: before every connection either
+session opens (FastHttpSession's and HttpSession's, a redirect's included) the host is
+checked, and a request to any other host is not sent but reported as a failure that names
+it. ``PAYBENCH_HOST_USERNAME``/``PAYBENCH_HOST_PASSWORD`` become Basic auth on requests to
+the host under test that carry no Authorization of their own (see docs/budgets.md).
 
 Each process that runs users records every ``events.request`` into per-key HDR histograms
 of nanoseconds (whole run and per interval ``floor(end_epoch / interval_s)``), counts the
@@ -17,16 +26,20 @@ message; the master waits (bounded) for every worker's final data before Locust'
 goes on, merges everything losslessly, and writes the file once, at ``quit``, atomically.
 See docs/measurement.md.
 
-Only Locust, gevent, psutil, numpy/hdrh (through ``harness.core.stats``) and the standard
-library are imported here: this runs inside the load generator.
+Only Locust (with its requests and geventhttpclient), gevent, psutil, numpy/hdrh (through
+``harness.core.stats``), ``harness.core.hosts`` and the standard library are imported here:
+this runs inside the load generator.
 """
 
 from __future__ import annotations
 
+import argparse
 import atexit
-import json
+import base64
 import logging
 import math
+import os
+import re
 import time
 import urllib.parse
 from collections.abc import Callable, Collection
@@ -37,15 +50,26 @@ from typing import Any
 import gevent
 import numpy as np
 import psutil
+from geventhttpclient.useragent import ConnectionError as GeventConnectionError
 from greenlet import getcurrent
 from locust import events
 from locust.clients import HttpSession
-from locust.contrib.fasthttp import FastHttpSession
+from locust.contrib.fasthttp import FastHttpSession, LocustUserAgent
 from locust.runners import STATE_STOPPED, MasterRunner, WorkerRunner
 from locust.stats import StatsError
+from requests.exceptions import RequestException
 
 from harness.core import stats
-from harness.recording import HDR_FILE, LIVE_FILE, Aggregator, write_json_atomically
+from harness.core.hosts import (
+    allowed_names,
+    basic_credentials,
+    host_name_problem,
+    redacted,
+    refusal,
+    url_problem,
+)
+from harness.recording import Aggregator
+from harness.runfolder import HDR_FILE, LIVE_FILE, append_live_line, write_json_atomically
 
 logger = logging.getLogger("paybench")
 
@@ -62,6 +86,40 @@ Key = tuple[str, str]
 
 # -- options ---------------------------------------------------------------------------------
 
+# Every interval the plugin wakes to close histograms, sample its CPU and write a progress
+# line: below 0.1 s psutil's CPU percent is noise (10 ms clock ticks) and the wake-ups cost;
+# above 60 s a saturated minute of the generator averages away and progress goes quiet.
+MIN_INTERVAL_S = 0.1
+MAX_INTERVAL_S = 60.0
+
+
+def interval_seconds(text: str) -> float:
+    """``--paybench-interval``'s value (argparse ``type``): finite seconds in the range."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds; give e.g. 2 or 0.5"
+        ) from None
+    if not (math.isfinite(value) and MIN_INTERVAL_S <= value <= MAX_INTERVAL_S):
+        raise argparse.ArgumentTypeError(
+            f"{text} s is out of range; give {MIN_INTERVAL_S:g} to {MAX_INTERVAL_S:g} seconds "
+            f"(default {DEFAULT_INTERVAL_S:g}; also env PAYBENCH_INTERVAL)"
+        )
+    return value
+
+
+def allow_hosts_list(text: str) -> tuple[str, ...]:
+    """``--paybench-allow-hosts``' value (argparse ``type``): comma-separated host names."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    for name in names:
+        problem = host_name_problem(name)
+        if problem is None and ("/" in name or "*" in name or "?" in name):
+            problem = ("is not a host name", "list host names only, e.g. staging.example.internal")
+        if problem is not None:
+            raise argparse.ArgumentTypeError(f"{name!r} {problem[0]}; {problem[1]}")
+    return names
+
 
 @events.init_command_line_parser.add_listener
 def _add_options(parser: Any, **_kw: Any) -> None:
@@ -75,11 +133,21 @@ def _add_options(parser: Any, **_kw: Any) -> None:
     )
     parser.add_argument(
         "--paybench-interval",
-        type=float,
+        type=interval_seconds,
         default=DEFAULT_INTERVAL_S,
         env_var="PAYBENCH_INTERVAL",
         include_in_web_ui=False,
-        help="paybench: seconds per interval histogram and progress line (default 2)",
+        help=f"paybench: seconds per interval histogram and progress line, "
+        f"{MIN_INTERVAL_S:g} to {MAX_INTERVAL_S:g} (default {DEFAULT_INTERVAL_S:g})",
+    )
+    parser.add_argument(
+        "--paybench-allow-hosts",
+        type=allow_hosts_list,
+        default=(),
+        env_var="PAYBENCH_ALLOW_HOSTS",
+        include_in_web_ui=False,
+        help="paybench: comma-separated host names requests may reach besides loopback and "
+        "--host (redirects included); any other is refused and counted as a failure",
     )
 
 
@@ -101,6 +169,52 @@ class _PaceState:
 
 # A request sent whose outcome Locust has not reported yet: (method, name, url, session).
 Pending = tuple[str, str | None, str | None, Any]
+
+
+# -- the generator's own CPU ------------------------------------------------------------------
+
+# The main thread's scheduler statistics: nanoseconds on a CPU, nanoseconds waiting on a run
+# queue, time slices. The main thread is the one that runs gevent's event loop.
+SCHEDSTAT_PATH = "/proc/self/schedstat"
+
+
+def read_schedstat(path: str = SCHEDSTAT_PATH) -> tuple[int, int] | None:
+    """(ns on a CPU, ns runnable but waiting for one), or None where the kernel has none."""
+    try:
+        with open(path, "rb") as f:
+            fields = f.read(256).split()
+        return int(fields[0]), int(fields[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class CpuSampler:
+    """One Locust process's CPU share and CPU demand since the previous sample.
+
+    ``cpu_pct`` (psutil, all threads) is the share of a core the process got. ``runnable_pct``
+    is the share of the wall time its event loop was on a CPU or waiting on the run queue
+    for one: near 100 % the process was CPU-bound whether the other processes of the machine
+    let it have the core or not. A process that waits for the network is neither.
+    """
+
+    def __init__(self) -> None:
+        self._process = psutil.Process()
+        self._process.cpu_percent(interval=None)  # the first reading only starts the clock
+        self._schedstat = read_schedstat()
+        self._at_ns = time.monotonic_ns()
+
+    def sample(self) -> tuple[float, float | None]:
+        """(cpu_pct, runnable_pct) since the previous call; runnable_pct None without schedstat."""
+        cpu_pct = float(self._process.cpu_percent(interval=None))
+        now = read_schedstat()
+        at_ns = time.monotonic_ns()
+        runnable_pct = None
+        before = self._schedstat
+        if now is not None and before is not None and at_ns > self._at_ns:
+            busy_ns = (now[0] - before[0]) + (now[1] - before[1])
+            runnable_pct = round(100.0 * busy_ns / (at_ns - self._at_ns), 1)
+        self._schedstat, self._at_ns = now, at_ns
+        return cpu_pct, runnable_pct
 
 
 class Recorder:
@@ -254,8 +368,8 @@ class Recorder:
             self._cut_off.append((key, index, n))
         return sum(counts.values())
 
-    def sample_cpu(self, process: psutil.Process) -> None:
-        self._cpu.append([time.time(), float(process.cpu_percent(interval=None))])
+    def sample_cpu(self, sampler: CpuSampler) -> None:
+        self._cpu.append([time.time(), *sampler.sample()])
 
     # -- hand-over ---------------------------------------------------------------------------
 
@@ -339,6 +453,8 @@ def _resolved_name(token: Pending) -> str:
 
 def _tracked(original: Callable[..., Any]) -> Callable[..., Any]:
     def request(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if _GUARD.basic_auth is not None:
+            kwargs = _with_basic_auth(self, url, args, kwargs, _GUARD.basic_auth)
         recorder = _STATE.recorder
         if recorder is None:
             return original(self, method, url, *args, **kwargs)
@@ -374,6 +490,166 @@ def _install_request_tracking() -> None:
     for cls in (FastHttpSession, HttpSession):
         if not getattr(cls.request, "_paybench_wrapped", False):
             cls.request = _tracked(cls.request)  # type: ignore[method-assign]
+
+
+# -- the allow-list: no request leaves it ----------------------------------------------------
+#
+# Checked where each session opens its connections, so that a redirect is caught as well as
+# a request: FastHttpSession's user agent calls ``_urlopen`` once per request and once per
+# redirect it follows (geventhttpclient follows them itself); HttpSession is a
+# requests.Session, whose ``resolve_redirects`` calls ``send`` again for every hop. The
+# request wrappers above cannot see redirects.
+
+
+class HostNotAllowed(GeventConnectionError):
+    """FastHttpSession: a request paybench did not send; Locust counts it as a failure."""
+
+    def __init__(self, message: str) -> None:
+        Exception.__init__(self, message)
+        self.url, self.text, self.kw_text = None, message, ""
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"HostNotAllowed({self.text!r})"
+
+
+class HostNotAllowedRequests(RequestException):
+    """HttpSession: the same refusal as a requests error, which Locust counts as a failure."""
+
+    def __repr__(self) -> str:
+        return f"HostNotAllowed({str(self)!r})"
+
+
+@dataclass
+class _Guard:
+    allowed: frozenset[str] = frozenset()  # normalised names besides loopback
+    # (scheme, netloc) -> why it is refused (None: allowed); cleared when the list changes.
+    decisions: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    basic_auth: str | None = None  # the Authorization value from PAYBENCH_HOST_*
+    # HttpSession: greenlet -> the first request of the redirect chain it is sending.
+    sending: dict[Any, Any] = field(default_factory=dict)
+
+    def decide(self, key: tuple[str, str]) -> str | None:
+        """The first time a (scheme, netloc) is seen; then ``decisions`` answers."""
+        if len(self.decisions) > 1024:
+            self.decisions.clear()  # a scenario that invents host names: stay bounded
+        found = self.decisions[key] = refusal(f"{key[0]}://{key[1]}/", self.allowed)
+        return found
+
+
+_GUARD = _Guard()
+_UNSEEN = object()
+_ABSOLUTE = re.compile(r"^https?://", re.IGNORECASE)  # as the sessions tell a full URL
+
+
+def _refused(url: str, reason: str, redirect: bool) -> str:
+    what = "to follow a redirect to" if redirect else "a request to"
+    return f"paybench refused {what} {redacted(url)}: {reason}"
+
+
+def _guarded_urlopen(original: Callable[..., Any]) -> Callable[..., Any]:
+    def _urlopen(self: Any, request: Any) -> Any:
+        # The hot path: one dict lookup per request once a host has been decided.
+        split = request.url_split
+        key = (split.scheme, split.netloc)
+        reason = _GUARD.decisions.get(key, _UNSEEN)
+        if reason is _UNSEEN:
+            reason = _GUARD.decide(key)
+        if reason is not None:
+            # geventhttpclient marks the requests it makes for a redirect unverifiable.
+            redirect = bool(getattr(request, "unverifiable", False))
+            raise HostNotAllowed(_refused(str(split), reason, redirect))
+        return original(self, request)
+
+    _urlopen._paybench_wrapped = True  # type: ignore[attr-defined]
+    _urlopen.__wrapped__ = original  # type: ignore[attr-defined]
+    return _urlopen
+
+
+def _guarded_send(original: Callable[..., Any]) -> Callable[..., Any]:
+    def send(self: Any, request: Any, **kwargs: Any) -> Any:
+        current = getcurrent()
+        origin = _GUARD.sending.get(current)  # set: this send is a hop of that request
+        parts = urllib.parse.urlsplit(request.url)
+        key = (parts.scheme, parts.netloc)
+        reason = _GUARD.decisions.get(key, _UNSEEN)
+        if reason is _UNSEEN:
+            reason = _GUARD.decide(key)
+        if reason is not None:
+            # Attached to the first request, so Locust names the failure as it names the
+            # request (by its first URL), whichever hop was refused.
+            message = _refused(request.url, reason, redirect=origin is not None)
+            raise HostNotAllowedRequests(message, request=origin or request)
+        if origin is not None:
+            return original(self, request, **kwargs)
+        _GUARD.sending[current] = request
+        try:
+            return original(self, request, **kwargs)
+        finally:
+            _GUARD.sending.pop(current, None)
+
+    send._paybench_wrapped = True  # type: ignore[attr-defined]
+    send.__wrapped__ = original  # type: ignore[attr-defined]
+    return send
+
+
+def _install_guards() -> None:
+    if not getattr(LocustUserAgent._urlopen, "_paybench_wrapped", False):
+        LocustUserAgent._urlopen = _guarded_urlopen(LocustUserAgent._urlopen)  # type: ignore[method-assign]
+    if not getattr(HttpSession.send, "_paybench_wrapped", False):
+        HttpSession.send = _guarded_send(HttpSession.send)  # type: ignore[method-assign]
+    if _GUARD.basic_auth is not None:
+        _install_request_tracking()  # the request wrapper adds the credentials
+
+
+def _configure_guard(environment: Any) -> None:
+    """The allow-list and credentials from the options and the environment: called at init
+    and at every test start (the web UI, or a master's spawn message, may change the host)."""
+    options = getattr(environment, "parsed_options", None)
+    entries = list(getattr(options, "paybench_allow_hosts", None) or ())
+    # The host under test is allowed as named: run through paybench it passed the same
+    # check already; run by plain Locust, it is the user's own choice.
+    hosts = (
+        [environment.host]
+        if environment.host
+        else [getattr(cls, "host", None) for cls in environment.user_classes or ()]
+    )
+    for host in hosts:
+        if isinstance(host, str) and url_problem(host) is None:
+            entries.append(urllib.parse.urlsplit(host).hostname or "")
+    _GUARD.allowed = allowed_names(entries)
+    _GUARD.decisions.clear()
+    credentials = basic_credentials(os.environ)
+    _GUARD.basic_auth = None
+    if credentials is not None:
+        token = base64.b64encode(":".join(credentials).encode("utf-8")).decode("ascii")
+        _GUARD.basic_auth = f"Basic {token}"
+
+
+def _with_basic_auth(
+    session: Any, url: Any, args: tuple[Any, ...], kwargs: dict[str, Any], value: str
+) -> dict[str, Any]:
+    """``kwargs`` with the Basic auth of PAYBENCH_HOST_* added, when the request goes to the
+    host under test and brings no Authorization of its own (the webhook's stays its own)."""
+    if kwargs.get("auth") is not None or len(args) > 4:  # FastHttpSession's 5th: headers
+        return kwargs
+    headers = kwargs.get("headers")
+    if headers and any(str(k).lower() == "authorization" for k in headers):
+        return kwargs
+    defaults = getattr(session, "headers", None)  # a requests.Session's own headers
+    if getattr(session, "auth", None) is not None or (defaults and "Authorization" in defaults):
+        return kwargs
+    if isinstance(url, str) and _ABSOLUTE.match(url):
+        mine = urllib.parse.urlsplit(session.base_url or "")
+        theirs = urllib.parse.urlsplit(url)
+        if (theirs.scheme.lower(), theirs.netloc.lower()) != (
+            mine.scheme.lower(),
+            mine.netloc.lower(),
+        ):
+            return kwargs
+    return {**kwargs, "headers": {**(headers or {}), "Authorization": value}}
 
 
 # -- paced users -----------------------------------------------------------------------------
@@ -457,7 +733,7 @@ class _State:
     interval_s: float = DEFAULT_INTERVAL_S
     recorder: Recorder | None = None
     aggregator: Aggregator | None = None
-    cpu_process: psutil.Process | None = None
+    cpu_sampler: CpuSampler | None = None
     tick: Any = None
     test_start_epoch: float | None = None
     test_stop_epoch: float | None = None
@@ -495,10 +771,11 @@ def _options() -> Any:
 def _configure_from_options() -> None:
     options = _options()
     directory = getattr(options, "paybench_dir", None) or None
-    interval = getattr(options, "paybench_interval", None) or DEFAULT_INTERVAL_S
+    # None only when Locust runs as a library without our options; 0 is not "unset".
+    interval = getattr(options, "paybench_interval", None)
     _STATE.enabled = bool(directory)
     _STATE.directory = Path(directory) if directory else None
-    _STATE.interval_s = float(interval)
+    _STATE.interval_s = DEFAULT_INTERVAL_S if interval is None else float(interval)
 
 
 @events.init.add_listener
@@ -513,6 +790,8 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         else "local"
     )
     _configure_from_options()
+    _configure_guard(environment)
+    _install_guards()
     if _STATE.enabled and not _STATE.interval_s > 0:
         raise SystemExit(f"--paybench-interval must be positive, got {_STATE.interval_s}")
     hooks = environment.events
@@ -536,6 +815,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
 def _on_test_start(environment: Any, **_kw: Any) -> None:
     if _STATE.role == "worker":
         _configure_from_options()  # the master's options arrive with the spawn message
+    _configure_guard(environment)
     if not _STATE.enabled:
         return
     now = time.time()
@@ -546,8 +826,7 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
     _STATE.finals = set()
     if _STATE.aggregator is None and _STATE.role != "worker":
         _STATE.aggregator = Aggregator(_STATE.interval_s)
-    _STATE.cpu_process = psutil.Process()
-    _STATE.cpu_process.cpu_percent(interval=None)  # the first reading only starts the clock
+    _STATE.cpu_sampler = CpuSampler()
     if _STATE.role != "master":
         process = "local" if _STATE.role == "local" else _worker_name(environment.runner)
         recorder = Recorder(_STATE.interval_s, process)
@@ -594,11 +873,12 @@ def _tick_loop() -> None:
 
 
 def _tick() -> None:
-    if _STATE.cpu_process is None:
+    sampler = _STATE.cpu_sampler
+    if sampler is None:
         return
     recorder = _STATE.recorder
     if recorder is not None:
-        recorder.sample_cpu(_STATE.cpu_process)
+        recorder.sample_cpu(sampler)
     aggregator = _STATE.aggregator
     if aggregator is None:
         return  # a worker: its data goes with report_to_master
@@ -606,13 +886,11 @@ def _tick() -> None:
     if recorder is not None:
         aggregator.apply(recorder.take(encode=False))
     else:
-        aggregator.cpu.append(
-            {
-                "epoch": now,
-                "process": "master",
-                "cpu_pct": float(_STATE.cpu_process.cpu_percent(interval=None)),
-            }
-        )
+        cpu_pct, runnable_pct = sampler.sample()
+        sample = {"epoch": now, "process": "master", "cpu_pct": cpu_pct}
+        if runnable_pct is not None:
+            sample["runnable_pct"] = runnable_pct
+        aggregator.cpu.append(sample)
     runner = _STATE.environment.runner
     _STATE.users.append({"epoch": now, "users": int(runner.user_count)})
     processes = sorted(_STATE.workers) if _STATE.role == "master" else None
@@ -633,8 +911,7 @@ def _append_live(line: dict[str, Any]) -> None:
     if _STATE.directory is None:
         return
     _STATE.directory.mkdir(parents=True, exist_ok=True)
-    with open(_STATE.directory / LIVE_FILE, "a", encoding="utf-8") as f:
-        f.write(json.dumps(line, separators=(",", ":")) + "\n")
+    append_live_line(_STATE.directory / LIVE_FILE, line)
 
 
 def _on_spawning_complete(user_count: int, **_kw: Any) -> None:
@@ -662,8 +939,8 @@ def _on_test_stop(environment: Any, **_kw: Any) -> None:
     if _STATE.role == "worker":
         _send_final(environment.runner)
     elif _STATE.role == "local":
-        if recorder is not None and _STATE.aggregator is not None:
-            recorder.sample_cpu(_STATE.cpu_process)
+        if recorder is not None and _STATE.aggregator is not None and _STATE.cpu_sampler:
+            recorder.sample_cpu(_STATE.cpu_sampler)
             _STATE.aggregator.apply(recorder.take(encode=False))
     else:
         _wait_for_final_data(environment.runner)

@@ -1,7 +1,8 @@
 """Read ``paybench.hdr.json``, the exact recording ``harness.plugin`` writes, into values.
 
-IO at the edge: this module reads (and, for the plugin, atomically writes) the file; it never
-imports Locust. The format is described in docs/ARCHITECTURE.md and docs/measurement.md.
+IO at the edge: this module reads the file (``harness.runfolder`` writes it, for the
+plugin); it never imports Locust. The format is described in docs/ARCHITECTURE.md and
+docs/measurement.md.
 
 Format history (``format_version``):
   1  entries with whole-run and per-interval HdrHistograms of nanoseconds (V2 compressed,
@@ -10,11 +11,12 @@ Format history (``format_version``):
 
 from __future__ import annotations
 
-import json
+import base64
+import binascii
 import math
-import os
-import tempfile
+import struct
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -41,11 +43,12 @@ from harness.core.stats import (
     percentile_ms,
 )
 from harness.errors import FormatError
+from harness.inputs import MAX_RECORDING_BYTES, Field, Obj, parse_json, read_bytes, show
+from harness.runfolder import HDR_FILE as HDR_FILE  # the names live there; kept importable here
+from harness.runfolder import LIVE_FILE as LIVE_FILE
 
 FORMAT = "paybench-histograms"
 FORMAT_VERSION = 1
-HDR_FILE = "paybench.hdr.json"
-LIVE_FILE = "paybench.live.jsonl"
 FLOW_TYPE = "FLOW"  # request_type of a flow entry (a journey, not a request)
 
 # Locust warns when a generator process is above this; so do we.
@@ -70,10 +73,11 @@ class IntervalData:
     max_ns: int | None
     encoded: str = field(repr=False)
     source: str = field(default="", repr=False)  # the file, for messages
+    where: str = field(default="", repr=False, compare=False)  # its key path in the file
 
     @cached_property
     def histogram(self) -> Histogram:
-        return _decoded(self.encoded, self.source, f"interval {self.index}")
+        return _histogram(self, f"interval {self.index}")
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class EntryData:
     encoded: str = field(repr=False)
     intervals: tuple[IntervalData, ...] = ()
     source: str = field(default="", repr=False)
+    where: str = field(default="", repr=False, compare=False)
 
     @property
     def key(self) -> str:
@@ -102,7 +107,7 @@ class EntryData:
 
     @cached_property
     def histogram(self) -> Histogram:
-        return _decoded(self.encoded, self.source, self.key)
+        return _histogram(self, self.key)
 
 
 def _decoded(encoded: str, source: str, what: str) -> Histogram:
@@ -115,9 +120,14 @@ def _decoded(encoded: str, source: str, what: str) -> Histogram:
 
 @dataclass(frozen=True)
 class CpuSample:
+    """One generator process over one interval: the CPU it got, and the CPU it wanted."""
+
     epoch: float
     process: str  # "master", "local" or a worker's name
-    cpu_pct: float
+    cpu_pct: float  # share of one core it ran on (psutil, all threads)
+    # Share of the wall time its event loop was on a CPU or on the run queue waiting for one
+    # (/proc/<pid>/schedstat); None where the kernel does not say (other systems, old files).
+    runnable_pct: float | None = None
 
 
 @dataclass(frozen=True)
@@ -465,17 +475,25 @@ def _request_stats(
 
 
 # -- reading --------------------------------------------------------------------------------
+#
+# A recording may come from anywhere (a CI artefact): every field is checked for its type
+# and for what the plugin could have written (counts that add up, min <= max, finite
+# times), and a file that breaks any of it is refused with the file and the field named.
+
+# Our layout's decoded counts (about 30,000 of them) take under 300 kB even uncompressed
+# varint by varint; a histogram that inflates to more is a zip bomb, not a recording.
+MAX_HISTOGRAM_PAYLOAD_BYTES = 1024 * 1024
+_V2_HEADER = struct.Struct(">IIIIQQ")  # cookie, length, offset, digits, lowest, highest
 
 
 def load_recording(path: Path) -> Recording:
     """Read a ``paybench.hdr.json``; FormatError (naming the file) when it cannot be used."""
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise FormatError(f"{path}: cannot read the recording: {e.strerror or e}") from e
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FormatError(f"{path}: not a readable paybench recording (invalid JSON: {e})") from e
+    if not path.exists():
+        raise FormatError(f"{path}: cannot read the recording: no such file")
+    doc = parse_json(
+        read_bytes(path, MAX_RECORDING_BYTES), str(path), "a readable paybench recording"
+    )
     return parse_recording(doc, path)
 
 
@@ -484,99 +502,242 @@ def parse_recording(doc: Any, path: Path) -> Recording:
         raise FormatError(f'{path}: not a paybench recording (no "format": "{FORMAT}")')
     version = doc.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool):
-        raise FormatError(f"{path}: format_version must be an integer, got {version!r}")
+        raise FormatError(f"{path}: format_version must be an integer, got {show(version)}")
     if version > FORMAT_VERSION:
         raise FormatError(
-            f"{path}: format version {version} is newer than this paybench understands "
+            f"{path}: format version {_brief(version)} is newer than this paybench understands "
             f"({FORMAT_VERSION}); upgrade paybench"
         )
     if version < 1:
-        raise FormatError(f"{path}: format version {version} is not a known version")
+        raise FormatError(f"{path}: format version {_brief(version)} is not a known version")
     if doc.get("unit") != UNIT or doc.get("significant_figures") != SIGNIFICANT_FIGURES:
         raise FormatError(
-            f"{path}: histograms in unit {doc.get('unit')!r} with "
-            f"{doc.get('significant_figures')!r} significant figures; expected {UNIT!r} and "
-            f"{SIGNIFICANT_FIGURES}"
+            f"{path}: histograms in unit {_brief(doc.get('unit'))} with "
+            f"{_brief(doc.get('significant_figures'))} significant figures; expected {UNIT!r} "
+            f"and {SIGNIFICANT_FIGURES}"
         )
-    try:
-        return _parse_v1(doc, path)
-    except (KeyError, TypeError, ValueError) as e:
-        raise FormatError(f"{path}: damaged recording ({type(e).__name__}: {e})") from e
+    return _parse_v1(doc, path)
+
+
+def _brief(value: Any) -> str:
+    """A scalar as Python writes it, anything else as `show` names it (a list, an object)."""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return repr(value)[:40]
+    return show(value)
 
 
 def _parse_v1(doc: Mapping[str, Any], path: Path) -> Recording:
-    interval_s = float(doc["interval_s"])
-    if not interval_s > 0:
-        raise ValueError(f"interval_s must be positive, got {interval_s}")
-    generator = doc.get("generator") or {}
-    paced = doc.get("paced") or {}
+    top = Obj(doc, Field(str(path)))
+    interval_s = top.number("interval_s", positive=True)
+    if interval_s > _MAX_INTERVAL_S:
+        top.where.at("interval_s").fail(f"{interval_s} s is longer than a day")
+    start = top.number("test_start_epoch", None)
+    stop = top.number("test_stop_epoch", None)
+    if start is not None and stop is not None and stop < start:
+        top.where.at("test_stop_epoch").fail(f"{stop} is before test_start_epoch {start}")
+    generator = top.obj("generator", optional=True)
+    paced = top.obj("paced", optional=True)
+    entries = _parse_entries(top, "entries", optional=False)
+    paced_entries = _parse_entries(paced, "entries")
+    if start is not None and stop is not None:
+        _check_intervals_in_run((*entries, *paced_entries), interval_s, start, stop)
     return Recording(
         path=path,
         interval_s=interval_s,
-        test_start_epoch=_opt_float(doc.get("test_start_epoch")),
-        spawning_complete_epoch=_opt_float(doc.get("spawning_complete_epoch")),
-        test_stop_epoch=_opt_float(doc.get("test_stop_epoch")),
-        entries=tuple(_parse_entry(e, str(path)) for e in doc.get("entries", ())),
-        users=tuple(UsersSample(float(u["epoch"]), int(u["users"])) for u in doc.get("users", ())),
-        failure_rows=tuple(dict(f) for f in doc.get("failures", ())),
+        test_start_epoch=start,
+        spawning_complete_epoch=top.number("spawning_complete_epoch", None),
+        test_stop_epoch=stop,
+        entries=entries,
+        users=tuple(
+            UsersSample(u.number("epoch"), u.whole("users", high=_MAX_USERS))
+            for u in top.objs("users")
+        ),
+        failure_rows=tuple(_parse_failure(f) for f in top.objs("failures")),
         cpu=tuple(
-            CpuSample(float(c["epoch"]), str(c["process"]), float(c["cpu_pct"]))
-            for c in generator.get("cpu", ())
+            CpuSample(
+                c.number("epoch"),
+                c.text("process"),
+                c.number("cpu_pct"),
+                c.number("runnable_pct", None),
+            )
+            for c in generator.objs("cpu")
         ),
         paced=PacedInfo(
             user_classes=tuple(
                 PacedUserClass(
-                    user_class=str(u["user_class"]),
-                    pacing_s=float(u["pacing_s"]),
-                    users=int(u["users"]),
-                    intended_iterations=float(u["intended_iterations"]),
-                    achieved_iterations=int(u["achieved_iterations"]),
+                    user_class=u.text("user_class"),
+                    pacing_s=u.number("pacing_s", positive=True),
+                    users=u.whole("users", high=_MAX_USERS),
+                    intended_iterations=u.number("intended_iterations"),
+                    achieved_iterations=u.whole("achieved_iterations"),
                 )
-                for u in paced.get("user_classes", ())
+                for u in paced.objs("user_classes")
             ),
-            entries=tuple(_parse_entry(e, str(path)) for e in paced.get("entries", ())),
+            entries=paced_entries,
         ),
-        warnings=tuple(str(w) for w in doc.get("warnings", ())),
-        workers=tuple(str(w) for w in doc.get("workers", ())),
-        spawning_complete_epochs=tuple(float(x) for x in doc.get("spawning_complete_epochs", ())),
+        warnings=top.texts("warnings"),
+        workers=top.texts("workers"),
+        spawning_complete_epochs=top.numbers("spawning_complete_epochs"),
     )
 
 
-def _parse_entry(raw: Mapping[str, Any], source: str) -> EntryData:
-    return EntryData(
-        request_type=str(raw["type"]),
-        name=str(raw["name"]),
-        count=int(raw["count"]),
-        failures=int(raw["failures"]),
-        cut_off=int(raw.get("cut_off", 0)),
-        sum_ns=int(raw.get("sum_ns", 0)),
-        min_ns=_opt_int(raw.get("min_ns")),
-        max_ns=_opt_int(raw.get("max_ns")),
-        encoded=str(raw["histogram"]),
-        intervals=tuple(
-            IntervalData(
-                index=int(i["index"]),
-                count=int(i["count"]),
-                failures=int(i["failures"]),
-                cut_off=int(i.get("cut_off", 0)),
-                sum_ns=int(i.get("sum_ns", 0)),
-                min_ns=_opt_int(i.get("min_ns")),
-                max_ns=_opt_int(i.get("max_ns")),
-                encoded=str(i["histogram"]),
-                source=source,
+# The plugin's interval is seconds long; a day is past any setting that makes sense.
+_MAX_INTERVAL_S = 86_400.0
+# Requests still ending after the stop, and workers' clocks, place intervals a little
+# outside [test_start_epoch, test_stop_epoch]; an hour outside is another run's, or damage.
+_INTERVAL_SLACK_S = 3_600.0
+
+
+def _check_intervals_in_run(
+    entries: Sequence[EntryData], interval_s: float, start: float, stop: float
+) -> None:
+    for entry in entries:
+        for interval in entry.intervals:
+            begins = interval.index * interval_s
+            if not start - _INTERVAL_SLACK_S <= begins <= stop + _INTERVAL_SLACK_S:
+                Field(interval.source, interval.where).at("index").fail(
+                    f"interval {interval.index} begins at {begins:.6g} s, outside the run "
+                    f"({start:.6g} to {stop:.6g} s since 1970)"
+                )
+
+
+# More users than any load generator runs: a bigger number is damage, not a load test.
+_MAX_USERS = 10**9
+# Interval indices are floor(epoch / interval_s): this keeps index * interval_s exact.
+_MAX_INDEX = 2**53
+
+
+def _parse_failure(row: Obj) -> dict[str, Any]:
+    return {
+        "type": row.text("type"),
+        "name": row.text("name"),
+        "message": row.text("message"),
+        "count": row.whole("count"),
+        "first_epoch": row.number("first_epoch", None),
+        "last_epoch": row.number("last_epoch", None),
+    }
+
+
+def _parse_entries(parent: Obj, key: str, optional: bool = True) -> tuple[EntryData, ...]:
+    entries = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(parent.objs(key, optional=optional)):
+        entry = _parse_entry(raw.value, raw.where.source, raw.where)
+        if entry.key in seen:
+            raw.where.fail(
+                f"a second entry for {show(entry.key)} (the first: {key}[{seen[entry.key]}])"
             )
-            for i in sorted(raw.get("intervals", ()), key=lambda i: int(i["index"]))
-        ),
+        seen[entry.key] = i
+        entries.append(entry)
+    return tuple(entries)
+
+
+def _counts(raw: Obj) -> tuple[int, int, int, int, int | None, int | None]:
+    """count, failures, cut_off, sum_ns, min_ns, max_ns of an entry or an interval."""
+    count = raw.whole("count")
+    failures = raw.whole("failures")
+    if failures > count:
+        raw.where.at("failures").fail(f"{failures} is more than count {count}")
+    cut_off = raw.whole("cut_off", 0)
+    sum_ns = raw.whole("sum_ns", 0)
+    min_ns = raw.whole("min_ns", None)
+    max_ns = raw.whole("max_ns", None)
+    if min_ns is not None and max_ns is not None and min_ns > max_ns:
+        raw.where.at("min_ns").fail(f"{min_ns} is more than max_ns {max_ns}")
+    return count, failures, cut_off, sum_ns, min_ns, max_ns
+
+
+def _parse_entry(raw: Mapping[str, Any], source: str, where: Field | None = None) -> EntryData:
+    entry = Obj(raw, where or Field(source))
+    request_type = entry.text("type")
+    name = entry.text("name")
+    count, failures, cut_off, sum_ns, min_ns, max_ns = _counts(entry)
+    intervals = []
+    indices: set[int] = set()
+    for item in entry.objs("intervals"):
+        index = item.whole("index", high=_MAX_INDEX)
+        if index in indices:
+            item.where.at("index").fail(f"interval {index} appears twice")
+        indices.add(index)
+        i_count, i_failures, i_cut_off, i_sum_ns, i_min, i_max = _counts(item)
+        intervals.append(
+            IntervalData(
+                index=index,
+                count=i_count,
+                failures=i_failures,
+                cut_off=i_cut_off,
+                sum_ns=i_sum_ns,
+                min_ns=i_min,
+                max_ns=i_max,
+                encoded=item.text("histogram", max_chars=MAX_RECORDING_BYTES),
+                source=source,
+                where=item.where.path,
+            )
+        )
+    if intervals:
+        # The plugin adds every request to its interval and to the whole run alike.
+        for label, whole, part in (
+            ("count", count, sum(i.count for i in intervals)),
+            ("failures", failures, sum(i.failures for i in intervals)),
+            ("cut_off", cut_off, sum(i.cut_off for i in intervals)),
+            ("sum_ns", sum_ns, sum(i.sum_ns for i in intervals)),
+        ):
+            if whole != part:
+                entry.where.at(label).fail(f"{whole} is not the sum of its intervals' ({part})")
+    return EntryData(
+        request_type=request_type,
+        name=name,
+        count=count,
+        failures=failures,
+        cut_off=cut_off,
+        sum_ns=sum_ns,
+        min_ns=min_ns,
+        max_ns=max_ns,
+        encoded=entry.text("histogram", max_chars=MAX_RECORDING_BYTES),
+        intervals=tuple(sorted(intervals, key=lambda i: i.index)),
         source=source,
+        where=entry.where.path,
     )
 
 
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
+def _checked_encoding(encoded: str, where: Field) -> None:
+    """Refuse a histogram that is not our layout, or that would inflate without bound.
+
+    hdrh inflates the whole payload and sizes its counts from the header: a few bytes of a
+    hostile file could otherwise take gigabytes or minutes.
+    """
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        where.fail("not an HdrHistogram V2 encoding (not base64)")
+    inflater = zlib.decompressobj()
+    try:
+        payload = inflater.decompress(raw[8:], MAX_HISTOGRAM_PAYLOAD_BYTES)
+    except zlib.error:
+        where.fail("not an HdrHistogram V2 encoding (not compressed)")
+    full = len(payload) == MAX_HISTOGRAM_PAYLOAD_BYTES and not inflater.eof
+    if inflater.unconsumed_tail or full:
+        where.fail(f"inflates to more than {MAX_HISTOGRAM_PAYLOAD_BYTES // 1024} KiB")
+    if len(raw) < 8 or len(payload) < _V2_HEADER.size:
+        where.fail("not an HdrHistogram V2 encoding (too short)")
+    _cookie, _length, _offset, digits, lowest, highest = _V2_HEADER.unpack_from(payload)
+    ours = (SIGNIFICANT_FIGURES, LOWEST_TRACKABLE_NS, HIGHEST_TRACKABLE_NS)
+    if (digits, lowest, highest) != ours:
+        where.fail(
+            f"a histogram of {digits} significant figures from {lowest} to {highest}; "
+            f"recordings hold {SIGNIFICANT_FIGURES} from {LOWEST_TRACKABLE_NS} to "
+            f"{HIGHEST_TRACKABLE_NS} ns"
+        )
 
 
-def _opt_int(value: Any) -> int | None:
-    return None if value is None else int(value)
+def _histogram(data: EntryData | IntervalData, what: str) -> Histogram:
+    """The decoded histogram of an entry or interval, once its encoding is known safe."""
+    where = Field(data.source, data.where).at("histogram")
+    _checked_encoding(data.encoded, where)
+    h = _decoded(data.encoded, data.source, what)
+    if h.count != data.count:
+        where.fail(f"holds {h.count} latencies where count is {data.count}")
+    return h
 
 
 # -- judging the generator -----------------------------------------------------------------
@@ -625,24 +786,7 @@ def generator_unreliable_reasons(
     return tuple(reasons)
 
 
-# -- writing (used by harness.plugin) -------------------------------------------------------
-
-
-def write_json_atomically(path: Path, doc: Any) -> None:
-    """Write ``doc`` as JSON to ``path`` via a temporary file and a rename (never half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, separators=(",", ":"), allow_nan=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+# -- the fixed head of a recording (used by harness.plugin) ---------------------------------
 
 
 def format_header(interval_s: float) -> dict[str, Any]:
@@ -668,8 +812,8 @@ def finite_or_none(value: float | None) -> float | None:
 # "entries" and "paced" (rows ``[type, name, interval index, count, failures, cut_off,
 # sum_ns, min_ns, max_ns, histogram]``, the histogram a `Histogram` or its encoding),
 # "failures" (rows ``[type, name, message, count, first_epoch, last_epoch]``), "cpu" (rows
-# ``[epoch, cpu_pct]``) and "paced_classes" (``{class: [pacing_s, users, intended,
-# achieved]}``, a snapshot that replaces the process's previous one).
+# ``[epoch, cpu_pct, runnable_pct or None]``) and "paced_classes" (``{class: [pacing_s,
+# users, intended, achieved]}``, a snapshot that replaces the process's previous one).
 
 
 @dataclass
@@ -759,8 +903,12 @@ class Aggregator:
                 row[0] += count
                 row[1] = min(row[1], first)
                 row[2] = max(row[2], last)
-        for epoch, pct in payload.get("cpu", ()):
-            self.cpu.append({"epoch": epoch, "process": process, "cpu_pct": pct})
+        for epoch, pct, *demand in payload.get("cpu", ()):
+            # An older worker sends [epoch, cpu_pct]; a kernel without schedstat, None.
+            sample = {"epoch": epoch, "process": process, "cpu_pct": pct}
+            if demand and demand[0] is not None:
+                sample["runnable_pct"] = demand[0]
+            self.cpu.append(sample)
         if payload.get("paced_classes"):
             self.paced_classes[process] = payload["paced_classes"]
 

@@ -7,19 +7,26 @@ plain ``locust --csv PREFIX`` (only Locust's rounded figures: judged, but said t
 
 from __future__ import annotations
 
-import json
+import io
 import math
+import warnings
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import NoReturn
 
 import pandas as pd
 
 from harness import __version__
-from harness.core.model import AGGREGATE_KEY, FailureRecord, RequestStats, RunMeta, RunResult
+from harness.core.model import (
+    AGGREGATE_KEY,
+    FailureRecord,
+    RequestStats,
+    RunMeta,
+    RunResult,
+)
 from harness.errors import ConfigError, FormatError
-
-HDR_FILE = "paybench.hdr.json"
-RUN_FILE = "run.json"
+from harness.inputs import MAX_INT, MAX_METADATA_BYTES, Field, Obj, read_bytes, show
+from harness.runfolder import HDR_FILE, LOCUST_STATS_CSV, RUN_FILE, read_run_doc
 
 # Locust's CSV percentile columns and the percentiles they hold.
 _LOCUST_PERCENTILES = {
@@ -41,17 +48,23 @@ def read_run(run_dir: Path, warmup_s: float | None = None) -> RunResult:
     """Read a run folder. ``warmup_s`` is skipped after all users have spawned."""
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: no such run folder; give a folder under reports/runs/")
-    meta_raw = _read_json(run_dir / RUN_FILE) if (run_dir / RUN_FILE).exists() else {}
-    meta = _meta(run_dir, meta_raw)
+    raw = _run_json(run_dir)
+    meta = _meta(run_dir, raw)
     locust_requests, locust_total, locust_failures = _read_locust_csv(run_dir)
-    incomplete = bool(meta_raw.get("incomplete", False))
-    incomplete_reason = meta_raw.get("incomplete_reason")
+    incomplete = raw.boolean("incomplete", False)
+    incomplete_reason = raw.text("incomplete_reason", None)
 
     if (run_dir / HDR_FILE).exists():
         return _from_recording(
             run_dir, meta, warmup_s or 0.0, locust_requests, incomplete, incomplete_reason
         )
     if locust_total is None:
+        stats_csv = _find_stats_csv(run_dir)
+        if stats_csv is not None:
+            raise FormatError(
+                f"{stats_csv}: no {AGGREGATE_KEY} row, which Locust writes last; the file is "
+                "cut short or damaged"
+            )
         raise ConfigError(
             f"{run_dir}: neither {HDR_FILE} nor a Locust *_stats.csv found; "
             "give a folder written by `paybench run` or by `locust --csv PREFIX`"
@@ -73,8 +86,7 @@ def read_meta(run_dir: Path) -> RunMeta:
     """Only the run's metadata (cheap: no histogram is decoded)."""
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: no such run folder; give a folder under reports/runs/")
-    raw = _read_json(run_dir / RUN_FILE) if (run_dir / RUN_FILE).exists() else {}
-    return _meta(run_dir, raw)
+    return _meta(run_dir, _run_json(run_dir))
 
 
 def _from_recording(
@@ -89,6 +101,11 @@ def _from_recording(
 
     rec = load_recording(run_dir / HDR_FILE)
     start = rec.test_start_epoch
+    if start is None:
+        raise FormatError(
+            f"{run_dir / HDR_FILE}: test_start_epoch: missing, so no steady state can be "
+            "found; the file is damaged or was edited"
+        )
     stop = rec.test_stop_epoch or start
     spawned = rec.spawning_complete_epoch
     if spawned is None:
@@ -122,42 +139,53 @@ def _from_recording(
     )
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise FormatError(f"{path}: unreadable ({e}); the run folder is damaged") from None
-    if not isinstance(data, dict):
-        raise FormatError(f"{path}: not a JSON object; the run folder is damaged")
-    return data
+def _run_json(run_dir: Path) -> Obj:
+    # Through the run folder's reader: a newer format version refused, older ones upgraded.
+    return Obj(read_run_doc(run_dir) or {}, Field(str(run_dir / RUN_FILE)))
 
 
-def _meta(run_dir: Path, raw: dict[str, Any]) -> RunMeta:
-    def opt(key: str, kind: type) -> Any:
-        v = raw.get(key)
-        return kind(v) if v is not None else None
+_TARGETS = ("reference", "external", "unknown")
 
+
+def _iso_time(raw: Obj, key: str) -> str | None:
+    text = raw.text(key, None, max_chars=64)
+    if text is not None:
+        try:
+            datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raw.where.at(key).fail(f"{show(text)} is not an ISO-8601 time")
+    return text
+
+
+def _meta(run_dir: Path, raw: Obj) -> RunMeta:
+    """run.json's fields, each of the type `RunMeta` says (a folder name stands for the id)."""
+    target = raw.text("target", "unknown")
+    if target not in _TARGETS:
+        raw.where.at("target").fail(f"{show(target)} is not one of {', '.join(_TARGETS)}")
+    extra = raw.free("extra", {})
+    if not isinstance(extra, dict):
+        raw.where.at("extra").fail(f"expected an object, got {show(extra)}")
     return RunMeta(
-        run_id=str(raw.get("run_id", run_dir.name)),
-        profile=raw.get("profile"),
-        host=str(raw.get("host", "unknown")),
-        target=raw.get("target", "unknown"),
-        users=opt("users", int),
-        spawn_rate=opt("spawn_rate", float),
-        run_time_s=opt("run_time_s", float),
-        workers=int(raw.get("workers", 0)),
-        started_at=raw.get("started_at"),
-        ended_at=raw.get("ended_at"),
-        locust_version=raw.get("locust_version"),
-        paybench_version=str(raw.get("paybench_version", __version__)),
-        git_commit=raw.get("git_commit"),
-        scenario_version=raw.get("scenario_version"),
-        extra=raw.get("extra", {}),
+        run_id=raw.text("run_id", run_dir.name, max_chars=200),
+        profile=raw.text("profile", None, max_chars=200),
+        host=raw.text("host", "unknown"),
+        target=target,
+        users=raw.whole("users", None, high=10**9),
+        spawn_rate=raw.number("spawn_rate", None),
+        run_time_s=raw.number("run_time_s", None),
+        workers=raw.whole("workers", 0, high=100_000),
+        started_at=_iso_time(raw, "started_at"),
+        ended_at=_iso_time(raw, "ended_at"),
+        locust_version=raw.text("locust_version", None, max_chars=200),
+        paybench_version=raw.text("paybench_version", __version__, max_chars=200),
+        git_commit=raw.text("git_commit", None, max_chars=200),
+        scenario_version=raw.text("scenario_version", None, max_chars=200),
+        extra=extra,
     )
 
 
 def _find_stats_csv(run_dir: Path) -> Path | None:
-    preferred = run_dir / "locust_stats.csv"
+    preferred = run_dir / LOCUST_STATS_CSV
     if preferred.exists():
         return preferred
     found = sorted(run_dir.glob("*_stats.csv"))
@@ -167,12 +195,65 @@ def _find_stats_csv(run_dir: Path) -> Path | None:
     return found[0] if found else None
 
 
-def _num(value: Any) -> float | None:
+def _read_csv(path: Path, what: str) -> list[dict[str, str]]:
+    """Every row of a Locust CSV as text, or FormatError: cell types are ours to check."""
+    data = read_bytes(path, MAX_METADATA_BYTES)
     try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(f) else f
+        with warnings.catch_warnings():
+            # pandas warns (rather than fails) on some damage, e.g. a row too long.
+            warnings.simplefilter("error")
+            df = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8")
+    except (Warning, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        detail = " ".join(str(e).split())[:120]
+        raise FormatError(f"{path}: not a Locust {what} CSV ({detail})") from None
+    return df.to_dict("records")
+
+
+class _Cells:
+    """One row of a Locust CSV: cells read as the numbers Locust writes, or refused."""
+
+    def __init__(self, path: Path, line: int, row: dict[str, str]) -> None:
+        self.path, self.line, self.row = path, line, row
+
+    def fail(self, column: str, what: str) -> NoReturn:
+        raise FormatError(
+            f"{self.path}: line {self.line}, column {column!r}: {what}; "
+            "the file is damaged or was edited"
+        )
+
+    def _cell(self, column: str) -> str:
+        value = self.row.get(column)
+        # pandas fills the cells of a row cut short with NaN, whatever the dtype.
+        return value if isinstance(value, str) else ""
+
+    def text(self, column: str, required: bool = False) -> str:
+        value = self._cell(column)
+        if required and not value:
+            self.fail(column, "empty")
+        return Field(str(self.path), f"line {self.line}, column {column!r}").text(value)
+
+    def count(self, column: str) -> int:
+        value = self._cell(column)
+        try:
+            number = float(value)
+        except ValueError:
+            self.fail(column, f"expected a count, got {show(value)}")
+        if not (math.isfinite(number) and number.is_integer() and 0 <= number <= MAX_INT):
+            self.fail(column, f"{show(value)} is not a count")
+        return int(number)
+
+    def number(self, column: str) -> float | None:
+        """A non-negative figure; Locust writes N/A (or nothing) where there is none."""
+        value = self._cell(column).strip()
+        if value in ("", "N/A"):
+            return None
+        try:
+            number = float(value)
+        except ValueError:
+            self.fail(column, f"expected a number, got {show(value)}")
+        if not math.isfinite(number) or number < 0:
+            self.fail(column, f"{show(value)} is not a figure Locust writes")
+        return number
 
 
 def _read_locust_csv(
@@ -181,31 +262,33 @@ def _read_locust_csv(
     path = _find_stats_csv(run_dir)
     if path is None:
         return (), None, ()
-    try:
-        df = pd.read_csv(path, keep_default_na=False, na_values=["N/A", ""])
-    except (OSError, ValueError, pd.errors.ParserError) as e:
-        raise FormatError(f"{path}: not a Locust stats CSV ({e})") from None
+    records = _read_csv(path, "stats")
     needed = {"Type", "Name", "Request Count", "Failure Count", "Average Response Time"}
-    if missing := needed - set(df.columns):
+    if missing := needed - set(records[0] if records else _csv_columns(path)):
         raise FormatError(f"{path}: not a Locust stats CSV; missing columns {sorted(missing)}")
     rows: list[RequestStats] = []
     total: RequestStats | None = None
-    for rec in df.to_dict("records"):
-        count = int(rec["Request Count"])
-        rps = _num(rec.get("Requests/s")) or 0.0
+    for line, rec in enumerate(records, start=2):
+        cells = _Cells(path, line, rec)
+        name = cells.text("Name", required=True)
+        count = cells.count("Request Count")
+        failures = cells.count("Failure Count")
+        if failures > count:
+            cells.fail("Failure Count", f"{failures} is more than the request count {count}")
+        rps = cells.number("Requests/s") or 0.0
         stats = RequestStats(
-            request_type="" if rec["Name"] == AGGREGATE_KEY else str(rec["Type"]),
-            name=str(rec["Name"]),
+            request_type="" if name == AGGREGATE_KEY else cells.text("Type"),
+            name=name,
             count=count,
-            failures=int(rec["Failure Count"]),
+            failures=failures,
             duration_s=count / rps if rps > 0 else 0.0,
-            avg_ms=_num(rec.get("Average Response Time")) if count else None,
-            min_ms=_num(rec.get("Min Response Time")) if count else None,
-            max_ms=_num(rec.get("Max Response Time")) if count else None,
+            avg_ms=cells.number("Average Response Time") if count else None,
+            min_ms=cells.number("Min Response Time") if count else None,
+            max_ms=cells.number("Max Response Time") if count else None,
             locust_percentiles_ms={
                 p: v
                 for col, p in _LOCUST_PERCENTILES.items()
-                if (v := _num(rec.get(col))) is not None and count
+                if (v := cells.number(col)) is not None and count
             },
             source="locust",
         )
@@ -216,21 +299,27 @@ def _read_locust_csv(
     return tuple(rows), total, _read_locust_failures(path)
 
 
+def _csv_columns(path: Path) -> list[str]:
+    # A stats file with a header and no row: pandas gives no records to take the names from.
+    first = read_bytes(path, MAX_METADATA_BYTES).decode("utf-8", "replace").partition("\n")[0]
+    return [c.strip() for c in first.split(",")]
+
+
 def _read_locust_failures(stats_csv: Path) -> tuple[FailureRecord, ...]:
     path = stats_csv.with_name(stats_csv.name.replace("_stats.csv", "_failures.csv"))
     if not path.exists():
         return ()
-    try:
-        df = pd.read_csv(path, keep_default_na=False)
-    except (OSError, ValueError, pd.errors.ParserError) as e:
-        raise FormatError(f"{path}: not a Locust failures CSV ({e})") from None
-    if not {"Method", "Name", "Error", "Occurrences"} <= set(df.columns):
+    records = _read_csv(path, "failures")
+    if not records or not {"Method", "Name", "Error", "Occurrences"} <= set(records[0]):
         return ()
-    return tuple(
-        FailureRecord(
-            request_key=f"{r['Method']} {r['Name']}",
-            message=str(r["Error"]),
-            count=int(r["Occurrences"]),
+    failures = []
+    for line, rec in enumerate(records, start=2):
+        cells = _Cells(path, line, rec)
+        failures.append(
+            FailureRecord(
+                request_key=f"{cells.text('Method')} {cells.text('Name')}",
+                message=cells.text("Error"),
+                count=cells.count("Occurrences"),
+            )
         )
-        for r in df.to_dict("records")
-    )
+    return tuple(failures)

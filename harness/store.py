@@ -29,52 +29,37 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, get_args
 
-from harness.core.model import AGGREGATE_KEY, Baseline, RequestStats, RunMeta, RunResult, Verdict
-from harness.errors import ConfigError, FormatError
-
-if TYPE_CHECKING:
-    from harness.core.compare import Comparison
+from harness.core import metrics as registry
+from harness.core.model import (
+    AGGREGATE_KEY,
+    Baseline,
+    Outcome,
+    RequestStats,
+    RunMeta,
+    RunResult,
+    Verdict,
+)
+from harness.errors import ConfigError, FormatError, StorageError
+from harness.inputs import Field, Obj, show
+from harness.runfolder import write_error
 
 DEFAULT_HISTORY = Path("reports/history.sqlite")
 SCHEMA_VERSION = 2
 APPLICATION_ID = 0x50424831  # "PBH1": a paybench history database
 BUSY_TIMEOUT_MS = 60_000
 
-# Stored percentile columns, by the metric name budgets use.
+# What the history keeps per request name and run is the metric registry's to say
+# (harness.core.metrics: a metric with a column); the schema below holds each column, and
+# a new stored metric comes with a migration. Stored percentiles, by budget metric name:
 PERCENTILE_COLUMNS = {
-    "p50": "p50_ms",
-    "p90": "p90_ms",
-    "p95": "p95_ms",
-    "p99": "p99_ms",
-    "p99.9": "p99_9_ms",
+    registry.percentile_name(p): str(registry.metric(registry.percentile_name(p)).column)
+    for p in registry.STORED_PERCENTILES
 }
 # Every metric the history can give per request, by budget metric name -> column.
-METRIC_COLUMNS = {
-    **PERCENTILE_COLUMNS,
-    "median": "p50_ms",
-    "avg": "avg_ms",
-    "min": "min_ms",
-    "max": "max_ms",
-    "error_rate": "error_rate_pct",
-    "rps": "rps",
-    "count": "count",
-}
-BASELINE_METRICS = (
-    "p50",
-    "p90",
-    "p95",
-    "p99",
-    "p99.9",
-    "avg",
-    "min",
-    "max",
-    "median",
-    "error_rate",
-    "rps",
-    "count",
-)
+METRIC_COLUMNS = {m.name: str(m.column) for m in registry.stored_metrics()}
+BASELINE_METRICS = tuple(METRIC_COLUMNS)
 # Outcomes whose measurements do not stand for the system: never a baseline.
 UNTRUSTED_OUTCOMES = ("INCOMPLETE", "UNRELIABLE")
 
@@ -142,6 +127,11 @@ CREATE TABLE histograms (
 );
 CREATE INDEX runs_by_profile ON runs(profile, started_at);
 """
+
+# What SQLite says when the disk, not the database, is the problem (full, read-only, no
+# permission to create the file or its journal).
+_STORAGE_SIGNS = ("disk is full", "readonly database", "unable to open", "disk I/O error")
+_HISTORY_OPTION = "--history"
 
 # Each entry takes the schema from version i + 1 to i + 2 (index 0: 1 -> 2).
 _MIGRATIONS = (_V1_TO_V2,)
@@ -275,8 +265,14 @@ class HistoryStore:
     def _connect(self) -> Iterator[sqlite3.Connection]:
         if self.path.is_dir():
             raise ConfigError(f"{self.path}: is a folder, not a history database; pass a file")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise write_error(self.path.parent, e, _HISTORY_OPTION) from None
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.OperationalError as e:
+            raise self._storage_error(e) from None
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA foreign_keys = ON")
@@ -290,9 +286,17 @@ class HistoryStore:
                     f"{self.path}: not a paybench history database ({e}); move it away "
                     "or give another history file"
                 ) from None
+            if any(sign in str(e) for sign in _STORAGE_SIGNS):
+                raise self._storage_error(e) from None
             raise
         finally:
             conn.close()
+
+    def _storage_error(self, e: sqlite3.Error) -> StorageError:
+        return StorageError(
+            f"cannot write the history {self.path} ({e}); free space on its disk or make "
+            f"it and its folder writable, or give another {_HISTORY_OPTION}"
+        )
 
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
         version = self._check_version(conn)
@@ -427,10 +431,10 @@ class HistoryStore:
             if cur.rowcount == 0:
                 return False
             conn.executemany(
-                """INSERT INTO request_metrics (run_id, request_key, request_type, name,
+                f"""INSERT INTO request_metrics (run_id, request_key, request_type, name,
                    count, failures, cut_off, duration_s, rps, error_rate_pct, avg_ms, min_ms,
-                   max_ms, p50_ms, p90_ms, p95_ms, p99_ms, p99_9_ms)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   max_ms, {", ".join(PERCENTILE_COLUMNS.values())})
+                   VALUES ({", ".join("?" * (13 + len(PERCENTILE_COLUMNS)))})""",
                 [
                     (
                         m.run_id,
@@ -446,11 +450,7 @@ class HistoryStore:
                         r.avg_ms,
                         r.min_ms,
                         r.max_ms,
-                        r.percentile_ms(50.0),
-                        r.percentile_ms(90.0),
-                        r.percentile_ms(95.0),
-                        r.percentile_ms(99.0),
-                        r.percentile_ms(99.9),
+                        *(r.percentile_ms(p) for p in registry.STORED_PERCENTILES),
                     )
                     for r in rows
                 ],
@@ -465,13 +465,12 @@ class HistoryStore:
     def import_run_dir(self, run_dir: Path, warmup_s: float | None = None) -> ImportedRun:
         """Add a run folder (a CI artefact copied here); its verdict from summary.json."""
         from harness.results import read_run
-        from harness.summary import SUMMARY_FILE, load_summary
+        from harness.summary import SUMMARY_FILE
 
         result = read_run(run_dir, warmup_s=warmup_s)
         outcome = verdict_json = None
         if (run_dir / SUMMARY_FILE).exists():
-            verdict = load_summary(run_dir / SUMMARY_FILE).get("verdict") or {}
-            outcome = verdict.get("outcome")
+            outcome, verdict = _imported_verdict(run_dir / SUMMARY_FILE)
             verdict_json = json.dumps(verdict, default=str)
         added = self._add(result, outcome, verdict_json)
         return ImportedRun(run_id=result.meta.run_id, path=run_dir, added=added)
@@ -800,13 +799,7 @@ def _request_stats(row: sqlite3.Row, hist: tuple[str, str] | None) -> RequestSta
         intervals = tuple(_decode(s) for s in json.loads(hist[1]))
     stored = {
         p: row[c]
-        for p, c in (
-            (50.0, "p50_ms"),
-            (90.0, "p90_ms"),
-            (95.0, "p95_ms"),
-            (99.0, "p99_ms"),
-            (99.9, "p99_9_ms"),
-        )
+        for p, c in zip(registry.STORED_PERCENTILES, PERCENTILE_COLUMNS.values(), strict=True)
         if row[c] is not None
     }
     return RequestStats(
@@ -826,118 +819,21 @@ def _request_stats(row: sqlite3.Row, hist: tuple[str, str] | None) -> RequestSta
     )
 
 
-# ---------------------------------------------------------------------------------------
-# Library calls behind the CLI commands (keyword arguments in, data out; nothing printed)
-# ---------------------------------------------------------------------------------------
+def _imported_verdict(path: Path) -> tuple[str | None, dict[str, Any]]:
+    """summary.json's verdict, checked field by field: its outcome decides baselines."""
+    from harness.summary import load_summary
 
-
-def history_list(
-    *, history: Path = DEFAULT_HISTORY, profile: str | None = None, last: int | None = None
-) -> list[RunRow]:
-    """``paybench history list``."""
-    return HistoryStore(history, create=False).list_runs(profile=profile, last=last)
-
-
-def format_run_rows(rows: Sequence[RunRow]) -> list[str]:
-    """The lines ``paybench history list`` prints."""
-    from harness.report.format import DASH, fmt_ms, fmt_pct, fmt_rps
-
-    if not rows:
-        return ["no runs in the history"]
-    table = [
-        (
-            "run id",
-            "started (UTC)",
-            "profile",
-            "users",
-            "scenario",
-            "outcome",
-            "requests",
-            "errors",
-            "req/s",
-            "p95",
-            "commit",
+    summary = Obj(load_summary(path), Field(str(path)))
+    if not summary.has("verdict"):
+        return None, {}
+    verdict = summary.obj("verdict")
+    outcome = verdict.text("outcome", None)
+    if outcome is not None and outcome not in get_args(Outcome):
+        verdict.where.at("outcome").fail(
+            f"{show(outcome)} is not one of {', '.join(get_args(Outcome))}"
         )
-    ]
-    for r in rows:
-        table.append(
-            (
-                r.run_id,
-                (r.started_at or DASH)[:19].replace("T", " "),
-                r.profile or DASH,
-                DASH if r.users is None else str(r.users),
-                r.scenario_version or DASH,
-                r.outcome or DASH,
-                f"{r.requests:,}",
-                fmt_pct(r.error_rate_pct),
-                fmt_rps(r.rps),
-                f"{fmt_ms(r.p95_ms)} ms" if r.p95_ms is not None else DASH,
-                (r.git_commit or DASH)[:10],
-            )
-        )
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    return [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table
-    ]
-
-
-def history_import(
-    *, history: Path = DEFAULT_HISTORY, run_dirs: Sequence[Path], warmup_s: float | None = None
-) -> list[ImportedRun]:
-    """``paybench history import RUN_DIR...``: idempotent (an imported run is skipped)."""
-    store = HistoryStore(history)
-    return [store.import_run_dir(Path(d), warmup_s=warmup_s) for d in run_dirs]
-
-
-def format_imported(rows: Sequence[ImportedRun]) -> list[str]:
-    """The lines ``paybench history import`` prints: one per folder."""
-    return [
-        f"{'imported' if r.added else 'already in the history'}: {r.run_id} ({r.path})"
-        for r in rows
-    ]
-
-
-def history_export(
-    *,
-    history: Path = DEFAULT_HISTORY,
-    fmt: Literal["csv", "jsonl"] = "csv",
-    profile: str | None = None,
-    last: int | None = None,
-) -> str:
-    """``paybench history export``: the text to print or write."""
-    return HistoryStore(history, create=False).export(fmt=fmt, profile=profile, last=last)
-
-
-def load_run(
-    ref: str, *, history: Path = DEFAULT_HISTORY, warmup_s: float | None = None
-) -> RunResult:
-    """A run given as a folder or as a run id (or unique prefix) in the history."""
-    path = Path(ref)
-    if path.is_dir():
-        from harness.results import read_run
-
-        return read_run(path, warmup_s=warmup_s)
-    if not Path(history).exists():
-        raise ConfigError(
-            f"{ref!r} is not a run folder, and there is no history at {history} to look "
-            "the run id up in; give a folder under reports/runs/ or pass --history"
-        )
-    return HistoryStore(history, create=False).get_run(ref).result
-
-
-def compare_refs(
-    *,
-    base: str,
-    candidate: str,
-    history: Path = DEFAULT_HISTORY,
-    force: bool = False,
-    warmup_s: float | None = None,
-) -> Comparison:
-    """``paybench compare BASE CANDIDATE`` (run ids or folders); format with format_comparison."""
-    from harness.core.compare import compare_runs
-
-    return compare_runs(
-        load_run(base, history=history, warmup_s=warmup_s),
-        load_run(candidate, history=history, warmup_s=warmup_s),
-        force=force,
-    )
+    verdict.whole("exit_code", None, high=255)
+    verdict.texts("reasons")
+    list(verdict.objs("budgets"))  # refuses a budget row that is not an object
+    verdict.where.free(verdict.value)
+    return outcome, dict(verdict.value)

@@ -6,24 +6,23 @@ Format history (``format_version``):
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from harness.core import metrics as registry
 from harness.core.model import BudgetResult, RequestStats, RunResult, Verdict
 from harness.errors import FormatError
+from harness.inputs import load_json
+from harness.runfolder import SUMMARY_FILE, write_json_atomically
 
-SUMMARY_FILE = "summary.json"
 SUMMARY_FORMAT = "paybench-summary"
 SUMMARY_VERSION = 1
 
-PERCENTILES = (
-    ("p50_ms", 50.0),
-    ("p90_ms", 90.0),
-    ("p95_ms", 95.0),
-    ("p99_ms", 99.0),
-    ("p99_9_ms", 99.9),
+# The percentiles the history keeps, under the same names (p50_ms ... p99_9_ms).
+PERCENTILES = tuple(
+    (str(registry.metric(registry.percentile_name(p)).column), p)
+    for p in registry.STORED_PERCENTILES
 )
 
 
@@ -97,19 +96,14 @@ def build_summary(result: RunResult, verdict: Verdict, exit_code: int) -> dict[s
 
 
 def write_summary(run_dir: Path, result: RunResult, verdict: Verdict, exit_code: int) -> Path:
-    path = run_dir / SUMMARY_FILE
-    tmp = path.with_suffix(".json.tmp")
     data = build_summary(result, verdict, exit_code)
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_json_atomically(
+        run_dir / SUMMARY_FILE, data, indent=2, default=str, allow_nan=True
+    )
 
 
 def load_summary(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise FormatError(f"{path}: unreadable ({e})") from None
+    data = load_json(path)
     if not isinstance(data, dict) or data.get("format") != SUMMARY_FORMAT:
         raise FormatError(f"{path}: not a paybench summary.json")
     version = data.get("format_version")

@@ -12,16 +12,27 @@ import difflib
 import functools
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 
 import yaml
 
-from harness.core.model import AGGREGATE_KEY, Budget, Budgets, Operator, RegressionBudget
+from harness.core import metrics as registry
+from harness.core.hosts import host_name_problem, target_url_problem
+from harness.core.model import (
+    AGGREGATE_KEY,
+    Budget,
+    Budgets,
+    Operator,
+    Preflight,
+    PreflightCheck,
+    RegressionBudget,
+)
 from harness.errors import ConfigError
 
 # History of the format:
-#   1: requests, run, steady_state, hosts, capacity, baseline, regressions, profiles.
+#   1: requests, run, steady_state, hosts, capacity, baseline, regressions, profiles;
+#      preflight added later (optional: an older paybench calls it an unknown key).
 FORMAT_VERSION = 1
 
 TOP_KEYS = (
@@ -34,6 +45,7 @@ TOP_KEYS = (
     "baseline",
     "regressions",
     "profiles",
+    "preflight",
 )
 # hosts stays global: which machines may be loaded does not depend on the load profile.
 PROFILE_KEYS = ("requests", "run", "steady_state", "capacity", "baseline", "regressions")
@@ -42,30 +54,12 @@ STEADY_STATE_KEYS = ("warmup",)
 HOSTS_KEYS = ("allow",)
 CAPACITY_KEYS = ("expected_peak_rps",)
 BASELINE_KEYS = ("runs",)
+# preflight stays global too: what the target must answer does not depend on the profile.
+PREFLIGHT_KEYS = ("checks", "timeout")
+PREFLIGHT_CHECK_KEYS = ("url", "status")
 
-METRICS_HELP = "use avg, min, max, median, pNN or pNN.N (0 < N < 100), error_rate, rps or count"
-_NAMED_METRICS = ("avg", "min", "max", "median", "error_rate", "rps", "count")
-_TIME_NAMED = ("avg", "min", "max", "median")
-# Words people write for a metric we spell differently.
-_METRIC_HINTS = {
-    "mean": "avg",
-    "average": "avg",
-    "minimum": "min",
-    "maximum": "max",
-    "p100": "max",
-    "p0": "min",
-    "p50": "median",
-    "errors": "error_rate",
-    "error-rate": "error_rate",
-    "errorrate": "error_rate",
-    "failure_rate": "error_rate",
-    "fail_rate": "error_rate",
-    "failures": "error_rate",
-    "throughput": "rps",
-    "req_per_s": "rps",
-    "requests": "count",
-    "num_requests": "count",
-}
+# Which metrics exist, their units and which the history stores: harness.core.metrics.
+METRICS_HELP = registry.METRICS_HELP
 _OPERATORS: tuple[Operator, ...] = ("<", "<=", ">", ">=")
 _OP_CHARS = "<>=!≤≥"
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
@@ -95,8 +89,16 @@ def is_glob(selector: str) -> bool:
 
 @functools.lru_cache(maxsize=256)
 def _glob_regex(selector: str) -> re.Pattern[str]:
-    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in selector)
-    return re.compile("".join(parts), re.DOTALL)
+    # Each star but the last matches as little as it can, atomically (as fnmatch does): a
+    # plain ".*" per star would backtrack exponentially, "*a*a*a*a*b" against a long name.
+    def fixed(text: str) -> str:
+        return "".join("." if c == "?" else re.escape(c) for c in text)
+
+    if "*" not in selector:
+        return re.compile(fixed(selector), re.DOTALL)
+    head, *middle, tail = selector.split("*")
+    inner = "".join(f"(?>.*?{fixed(part)})" for part in middle if part)
+    return re.compile(f"{fixed(head)}{inner}.*{fixed(tail)}", re.DOTALL)
 
 
 def selector_matches(selector: str, key: str) -> bool:
@@ -228,14 +230,93 @@ def _check_duplicates(node: yaml.Node, loader: yaml.SafeLoader, ctx: _Ctx, seen:
             _check_duplicates(item, loader, ctx.at(index), seen)
 
 
+# Bounds that keep any file, of any shape, quick to accept or refuse (docs/budgets.md). The
+# project's budgets.yaml is 4 kB of some 200 values; PyYAML reads ~100 kB/s at worst.
+MAX_FILE_BYTES = 256 * 1024
+MAX_DEPTH = 20
+# Keys, values and items, an alias counting what it repeats. Every profile is built over
+# every default name, so names x profiles grows with the square of this.
+MAX_VALUES = 5_000
+
+
+class _TooBig(Exception):
+    def __init__(self, problem: str, fix: str, mark: Any) -> None:
+        super().__init__(problem)
+        self.problem, self.fix, self.mark = problem, fix, mark
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that stops, while composing, at a file nested too deep or one
+    whose aliases make it stand for too many values (a "billion laughs" file)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._depth = 0
+        self._expanded = 0
+        self._values: dict[int, int] = {}  # id(node) -> values it stands for, aliases expanded
+
+    def _count(self, values: int, mark: Any) -> None:
+        self._expanded += values
+        if self._expanded > MAX_VALUES:
+            raise _TooBig(
+                f"more than {MAX_VALUES:,} keys and values (an alias counts what it repeats)",
+                "a budgets file is far smaller; remove what repeats",
+                mark,
+            )
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        mark = self.peek_event().start_mark
+        if self.check_event(yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            self._count(self._values.get(id(node), 1), mark)
+            return node
+        self._count(1, mark)
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise _TooBig(
+                f"nested deeper than {MAX_DEPTH} levels",
+                "budgets nest a few levels (profiles.NAME.requests.NAME.METRIC)",
+                mark,
+            )
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        else:
+            children = []
+        self._values[id(node)] = 1 + sum(self._values.get(id(c), 1) for c in children)
+        return node
+
+
 def _load_yaml(text: str, ctx: _Ctx) -> Any:
-    loader = yaml.SafeLoader(text)
+    if len(text) > MAX_FILE_BYTES:
+        ctx.fail(
+            f"{len(text):,} characters, more than the {MAX_FILE_BYTES // 1024} KiB a budgets "
+            "file may hold",
+            "a budgets file is a few kB; check that this is the right file",
+        )
+    loader = None
     try:
+        # Inside the try: the reader refuses some characters (a lone surrogate) at once.
+        loader = _BoundedLoader(text)
         node = loader.get_single_node()
         if node is None:
             return None
         _check_duplicates(node, loader, ctx, set())
         return loader.construct_document(node)
+    except _TooBig as exc:
+        where = f"line {exc.mark.line + 1}, column {exc.mark.column + 1}"
+        raise ConfigError(_one_line(f"{ctx.source}: {where}: {exc.problem}; {exc.fix}")) from None
+    except RecursionError:
+        # Not reached within MAX_DEPTH; kept so that no shape of file ends in a traceback.
+        raise ConfigError(
+            f"{ctx.source}: top level: nested too deeply to read; "
+            "budgets nest a few levels (profiles.NAME.requests.NAME.METRIC)"
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "top level"
@@ -248,7 +329,8 @@ def _load_yaml(text: str, ctx: _Ctx) -> Any:
             _one_line(f"{ctx.source}: top level: not valid YAML ({exc}); {_yaml_fix(str(exc))}")
         ) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 # --- metrics and limits -------------------------------------------------------------------
@@ -256,46 +338,28 @@ def _load_yaml(text: str, ctx: _Ctx) -> Any:
 
 def _parse_metric(ctx: _Ctx, name: str) -> str:
     """A metric name -> its canonical spelling (``p95.0`` -> ``p95``)."""
-    if name in _NAMED_METRICS:
-        return name
+    # One spelling per metric, so that overrides and baselines find each other.
+    found = registry.lookup(name)
+    if found is not None:
+        return found.name
     m = _PERCENTILE.fullmatch(name)
-    if m:
-        percent = float(m.group(1))
-        if percent == 100:
-            ctx.fail(f"{name!r} is the slowest request", "use max")
-        if percent == 0:
-            ctx.fail(f"{name!r} is the fastest request", "use min")
-        if 0 < percent < 100:
-            # One spelling per metric, so that overrides and baselines find each other.
-            return f"p{percent:g}"
-    lower = name.lower()
-    hint = _METRIC_HINTS.get(lower)
-    if hint is None and lower != name and (lower in _NAMED_METRICS or _PERCENTILE.fullmatch(lower)):
-        hint = lower
-    if hint is None and not _PERCENTILE.fullmatch(lower):
-        close = difflib.get_close_matches(
-            name, [*_NAMED_METRICS, "p50", "p90", "p95", "p99", "p99.9"], n=1, cutoff=0.6
-        )
-        hint = close[0] if close else None
+    if m and float(m.group(1)) == 100:
+        ctx.fail(f"{name!r} is the slowest request", "use max")
+    if m and float(m.group(1)) == 0:
+        ctx.fail(f"{name!r} is the fastest request", "use min")
+    hint = registry.suggest(name)
     suggestion = f"did you mean {hint!r}? " if hint else ""
     ctx.fail(f"unknown metric {name!r}", f"{suggestion}{METRICS_HELP}")
 
 
-def _is_time(metric: str) -> bool:
-    return metric in _TIME_NAMED or metric.startswith("p")
-
-
-def _example(metric: str) -> str:
-    if _is_time(metric):
-        return f'{metric}: "< 800ms"'
-    return {"error_rate": 'error_rate: "< 1%"', "rps": 'rps: ">= 5"', "count": 'count: ">= 100"'}[
-        metric
-    ]
+def _an(phrase: str) -> str:
+    return f"an {phrase}" if phrase[:1] in "aeiou" else f"a {phrase}"
 
 
 def _parse_limit(ctx: _Ctx, metric: str, value: Any) -> tuple[Operator, float, str]:
     """``"< 2s"`` for ``avg`` -> ``("<", 2000.0, "< 2s")``; the limit in the metric's unit."""
-    example = _example(metric)
+    info = registry.metric(metric)
+    example = info.example
     if isinstance(value, bool) or not isinstance(value, str):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             ctx.fail(
@@ -327,35 +391,35 @@ def _parse_limit(ctx: _Ctx, metric: str, value: Any) -> tuple[Operator, float, s
     if number < 0:
         ctx.fail(f"negative limit in {text!r}", "a limit must be greater than zero")
 
-    if _is_time(metric):
+    if info.kind == "latency":
         if not unit:
             ctx.fail(f"{text!r} has no unit", f"add ms or s, e.g. {example}")
         if unit not in ("ms", "s"):
             ctx.fail(f"unknown unit {unit!r} in {text!r}", "use ms or s for a time")
         limit = number * 1000.0 if unit == "s" else number
-    elif metric == "error_rate":
+    elif info.kind == "percent":
         if not unit:
-            ctx.fail(f"{text!r} has no unit", 'write the error rate in percent, e.g. "< 1%"')
+            ctx.fail(f"{text!r} has no unit", f'write the {info.phrase} in percent, e.g. "< 1%"')
         if unit != "%":
-            ctx.fail(f"unknown unit {unit!r} in {text!r}", 'error_rate is in percent: "< 1%"')
+            ctx.fail(f"unknown unit {unit!r} in {text!r}", f'{metric} is in percent: "< 1%"')
         if number > 100:
-            ctx.fail(f"{text!r} is above 100 %", "an error rate is between 0 % and 100 %")
+            ctx.fail(f"{text!r} is above 100 %", f"{_an(info.phrase)} is between 0 % and 100 %")
         limit = number
     else:
-        what = "requests per second" if metric == "rps" else "a number of requests"
+        what = "requests per second" if info.kind == "rate" else "a number of requests"
         if unit:
             ctx.fail(
                 f"unknown unit {unit!r} in {text!r}", f"{metric} is {what}, without unit: {example}"
             )
-        if metric == "count" and not number.is_integer():
-            ctx.fail(f"{text!r} is not a whole number", f"count is {what}: {example}")
+        if info.kind == "count" and not number.is_integer():
+            ctx.fail(f"{text!r} is not a whole number", f"{metric} is {what}: {example}")
         limit = number
 
     if limit == 0:
-        if metric == "error_rate" and op in ("<=", ">"):
+        if info.kind == "percent" and op in ("<=", ">"):
             # "<= 0%": no failure at all; "> 0%": a fault-injection run must see errors.
             return op, limit, text
-        if metric == "error_rate":
+        if info.kind == "percent":
             fix = 'write "<= 0%" to allow no errors at all'
             ctx.fail(f"{text!r} can never {'hold' if op == '<' else 'fail'}", fix)
         ctx.fail(f"the limit in {text!r} is zero", "a limit must be greater than zero")
@@ -364,11 +428,19 @@ def _parse_limit(ctx: _Ctx, metric: str, value: Any) -> tuple[Operator, float, s
 
 def _parse_regression(ctx: _Ctx, metric: str, value: Any) -> tuple[float, bool, bool, str]:
     """``"+10% significant"`` -> (max_increase, relative, significant_only, text)."""
-    example = '"+0.5 points"' if metric == "error_rate" else '"+10% significant"'
-    if metric in ("rps", "count"):
+    info = registry.metric(metric)
+    example = '"+0.5 points"' if info.kind == "percent" else '"+10% significant"'
+    if not info.regressable:
         ctx.fail(
             f"no regression budget for {metric}",
             "regressions judge latencies and error_rate; set an rps budget for throughput",
+        )
+    if not info.regression:
+        # The baseline is read from the history: a metric it does not keep could never be
+        # compared, and the budget would be skipped on every run.
+        ctx.fail(
+            f"no regression budget for {metric}: the history keeps no {metric} of earlier runs",
+            f"{registry.REGRESSION_HELP}, or an absolute budget such as {info.example}",
         )
     if isinstance(value, bool) or not isinstance(value, str):
         ctx.fail(
@@ -384,11 +456,11 @@ def _parse_regression(ctx: _Ctx, metric: str, value: Any) -> tuple[float, bool, 
     number = float(m.group("num"))
     unit = m.group("unit") or ""
     rest = (m.group("rest") or "").strip()
-    if metric == "error_rate":
+    if info.kind == "percent":
         # Points, not percent: 0.01 % -> 0.02 % is +100 % but nothing anyone should page on.
         if unit not in ("point", "points"):
             ctx.fail(
-                f"{text!r}: an error rate rises in percentage points",
+                f"{text!r}: {_an(info.phrase)} rises in percentage points",
                 'write e.g. "+0.5 points" (a relative rise of a rate near 0 % is noise)',
             )
         relative, increase = False, number
@@ -630,11 +702,57 @@ def _hosts(ctx: _Ctx, value: Any) -> tuple[str, ...]:
             host = host[1:-1]
         elif host.count(":") == 1:
             ictx.fail(f"{item!r} has a port", "list the host name without the port")
-        if " " in host:
-            ictx.fail(f"{item!r} is not a host name", "write e.g. staging.example.internal")
+        problem = host_name_problem(host)
+        if problem is not None:
+            ictx.fail(f"{item!r} {problem[0]}", problem[1])
         if host not in hosts:
             hosts.append(host)
     return tuple(hosts)
+
+
+def _preflight(ctx: _Ctx, value: Any, hosts: tuple[str, ...]) -> Preflight:
+    """``preflight:``: the requests a target must answer before any load (see docs)."""
+    section = _mapping(ctx, value, PREFLIGHT_KEYS, "add checks: [{url: /healthz, status: 200}]")
+    cctx = ctx.at("checks")
+    items = section.get("checks", [])
+    if not isinstance(items, list):
+        cctx.fail(
+            f"expected a list of checks, got {_kind(items)}",
+            "write e.g. checks: [{url: /healthz, status: 200}] (or checks: [] for none)",
+        )
+    checks: list[PreflightCheck] = []
+    for index, item in enumerate(items):
+        ictx = cctx.at(index)
+        entry = _mapping(ictx, item, PREFLIGHT_CHECK_KEYS, "write e.g. {url: /healthz}")
+        uctx = ictx.at("url")
+        url = entry.get("url")
+        if not isinstance(url, str) or not url:
+            uctx.fail(
+                f"expected a path or URL, got {_kind(url)}",
+                "write e.g. url: /healthz (a path on the target) or a whole http(s) URL",
+            )
+        problem = target_url_problem(url, hosts)
+        if problem is not None:
+            uctx.fail(f"{url!r} {problem[0]}", problem[1])
+        status = entry.get("status", 200)
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+            ictx.at("status").fail(
+                f"expected an HTTP status code (100-599), got {_kind(status)}",
+                "write e.g. status: 200",
+            )
+        checks.append(PreflightCheck(url=url, status=status, key_path=format_key_path(ictx.path)))
+    timeout_s = None
+    if "timeout" in section:
+        tctx = ctx.at("timeout")
+        text = section["timeout"]
+        m = _DURATION.fullmatch(text.strip()) if isinstance(text, str) else None
+        if m is None or m.group("unit") is None or float(m.group("num")) <= 0:
+            tctx.fail(
+                f"expected a duration above zero with a unit, got {_kind(text)}",
+                "write e.g. timeout: 5s (for the whole preflight)",
+            )
+        timeout_s = float(m.group("num")) * {"ms": 0.001, "s": 1.0, "m": 60.0}[m.group("unit")]
+    return Preflight(checks=tuple(checks), timeout_s=timeout_s)
 
 
 def _check_version(ctx: _Ctx, data: Mapping[str, Any]) -> None:
@@ -770,6 +888,9 @@ def parse_budgets(
 
     defaults = _layer(ctx, data, known_keys, in_profile=False)
     hosts = _hosts(ctx.at("hosts"), data["hosts"]) if "hosts" in data else ()
+    preflight = None
+    if "preflight" in data:
+        preflight = _preflight(ctx.at("preflight"), data["preflight"], hosts)
 
     layers: dict[str, _Layer] = {}
     if "profiles" in data:
@@ -811,4 +932,4 @@ def parse_budgets(
         where.fail(
             what, "add budgets under requests: or run: (a run with no budget proves nothing)"
         )
-    return result
+    return result if preflight is None else replace(result, preflight=preflight)

@@ -1,7 +1,7 @@
 """Capacity planning over a stepped run: the budget capacity, the knee, a scalability fit.
 
 Pure: every function takes values and returns values (no files, no clock, no subprocess).
-``harness.capacity_run`` cuts a stepped Locust run into ``Step`` values and calls
+``harness.commands.capacity`` cuts a stepped Locust run into ``Step`` values and calls
 ``analyse``; ``harness.report.capacity`` renders the ``CapacityAnalysis`` it returns.
 
 What "throughput" means here. A step measures two rates over its steady part:
@@ -35,6 +35,8 @@ from typing import Literal
 import numpy as np
 
 from harness.core import catalogue
+from harness.core import metrics as registry
+from harness.core.format import fmt_pct, fmt_rps, fmt_value
 from harness.core.model import (
     AGGREGATE_KEY,
     Budget,
@@ -68,15 +70,6 @@ PLAIN_NAMES: Mapping[str, str] = {
     request_key(*catalogue.FLOW_CHECKOUT): "the checkout flow",
     AGGREGATE_KEY: "all requests",
 }
-METRIC_NAMES: Mapping[str, str] = {
-    "avg": "average",
-    "min": "minimum",
-    "max": "maximum",
-    "median": "median",
-    "error_rate": "error rate",
-    "rps": "throughput",
-    "count": "request count",
-}
 
 
 def plain_name(key: str) -> str:
@@ -86,7 +79,8 @@ def plain_name(key: str) -> str:
 
 def budget_phrase(metric: str, key: str) -> str:
     """``("p95", "POST /api/payments/v2/initiate")`` -> ``"p95 of payment initiation"``."""
-    return f"{METRIC_NAMES.get(metric, metric)} of {plain_name(key)}"
+    found = registry.lookup(metric)
+    return f"{found.phrase if found else metric} of {plain_name(key)}"
 
 
 # --------------------------------------------------------------------------- steps
@@ -104,7 +98,7 @@ class BrokenBudget:
     margin_pct: float | None  # negative: how far past the limit, in percent of it
 
     def __str__(self) -> str:
-        measured = "no value" if self.measured is None else f"{_fmt(self.measured)} {self.unit}"
+        measured = "no value" if self.measured is None else fmt_value(self.measured, self.unit)
         return f"{self.what} {measured} (budget {self.limit_text})"
 
 
@@ -183,7 +177,7 @@ def step_from_stats(
     checkout = next((r for r in http if r.key == CHECKOUT_KEY), None)
     percentiles: dict[str, dict[str, float]] = {}
     for r in requests:
-        values = {f"p{p:g}": r.percentile_ms(p) for p in STEP_PERCENTILES}
+        values = {registry.percentile_name(p): r.percentile_ms(p) for p in STEP_PERCENTILES}
         if all(v is not None for v in values.values()):
             percentiles[r.key] = {k: float(v) for k, v in values.items() if v is not None}
     broken = broken_budgets(verdict) if verdict is not None else ()
@@ -553,8 +547,8 @@ def stop_decision(steps: Sequence[Step], rules: StopRules, basis: Basis) -> Stop
             return StopDecision(
                 "errors climbing",
                 last.users,
-                f"error rate {_fmt(last.error_rate_pct)} % at {last.users} users "
-                f"(was {_fmt(previous)} %)",
+                f"error rate {fmt_pct(last.error_rate_pct)} at {last.users} users "
+                f"(was {fmt_pct(previous)})",
             )
     if len(steps) > rules.flat_steps:
         rates = [s.rate(basis) for s in steps]
@@ -566,7 +560,7 @@ def stop_decision(steps: Sequence[Step], rules: StopRules, basis: Basis) -> Stop
                 "throughput flat",
                 last.users,
                 f"no new high of {BASIS_UNIT[basis]} in {rules.flat_steps} steps "
-                f"(best {_fmt(best_before)} {BASIS_UNIT[basis]})",
+                f"(best {fmt_rps(best_before)} {BASIS_UNIT[basis]})",
             )
     if last.users >= rules.max_users:
         return StopDecision("max users", last.users, f"reached --max-users {rules.max_users}")
@@ -700,7 +694,7 @@ def review_sentence(a: CapacityAnalysis) -> str:
 
 def _first_break(step: Step) -> str:
     first = step.broken[0]
-    measured = "" if first.measured is None else f"{_fmt(first.measured)} {first.unit}, "
+    measured = "" if first.measured is None else f"{fmt_value(first.measured, first.unit)}, "
     text = f"{first.what} is the first to break ({measured}budget {first.limit_text})"
     if len(step.broken) > 1:
         text += f", with {len(step.broken) - 1} more"
@@ -714,12 +708,3 @@ def _about(value: float) -> str:
     digits = 1 - math.floor(math.log10(abs(value)))
     text = f"{round(value, digits):,.{max(0, digits)}f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def _fmt(value: float) -> str:
-    """Three significant figures, no exponent: 2410.3 -> "2,410", 0.123 -> "0.123"."""
-    if value == 0 or not math.isfinite(value):
-        return f"{value:g}"
-    digits = 2 - math.floor(math.log10(abs(value)))
-    rounded = round(value, digits)
-    return f"{rounded:,.{max(0, digits)}f}"

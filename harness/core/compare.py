@@ -34,14 +34,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
+from harness.core import metrics as registry
+from harness.core import stats
+from harness.core.format import DASH, Column, fmt_change, fmt_value, text_table
 from harness.core.model import AGGREGATE_KEY, RequestStats, RunMeta, RunResult
-from harness.core.trends import student_t_quantile
 from harness.errors import ConfigError
 
 COMPARED_METRICS = ("p50", "p95", "p99", "avg", "error_rate", "rps")
@@ -50,10 +50,12 @@ COMPARED_METRICS = ("p50", "p95", "p99", "avg", "error_rate", "rps")
 CHECKED_METADATA = ("profile", "users", "scenario_version", "target", "host")
 MIN_INTERVALS = 5
 RESAMPLES = 1000
-DASH = "\u2013"  # as harness.report.format shows a missing value
 
-_LATENCY = {"p50": 50.0, "p95": 95.0, "p99": 99.0, "p90": 90.0, "p99.9": 99.9}
-_UNITS = {"avg": "ms", "error_rate": "%", "rps": "req/s"}
+# What a comparison can estimate: the stored percentiles and the mean from the histograms,
+# requests/s from the counts, the error rate with its own interval. What each metric is
+# (unit, which way is worse) is the registry's.
+_LATENCY = {registry.percentile_name(p): p for p in registry.STORED_PERCENTILES}
+_UNITS = {name: registry.metric(name).unit for name in ("avg", "error_rate", "rps")}
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class MetricChange:
 
     @property
     def higher_is_worse(self) -> bool:
-        return self.metric != "rps"
+        return registry.metric(self.metric).higher_is_worse
 
     @property
     def regression(self) -> bool:
@@ -163,7 +165,8 @@ def compare_runs(
         )
     for m in metrics:
         if m not in _LATENCY and m not in _UNITS:
-            raise ConfigError(f"cannot compare metric {m!r}; use {', '.join(COMPARED_METRICS)}")
+            known = ", ".join([*_LATENCY, *_UNITS])
+            raise ConfigError(f"cannot compare metric {m!r}; use {known}")
     b_reqs = {**{r.key: r for r in b_run.requests}, AGGREGATE_KEY: b_run.total}
     c_reqs = {**{r.key: r for r in c_run.requests}, AGGREGATE_KEY: c_run.total}
     # Locust's order: request names as the base has them, the aggregate last.
@@ -235,13 +238,13 @@ def _compare_request(
         }
         if by_interval:
             df = b_boot.blocks + c_boot.blocks - 2
-            quantile = student_t_quantile(confidence, df)
+            quantile = stats.t_quantile(0.5 + confidence / 2, df)
             method = (
                 f"bootstrap over {b_boot.blocks} and {c_boot.blocks} intervals, "
                 f"t interval ({df} df), {resamples} resamples"
             )
         else:
-            quantile = NormalDist().inv_cdf(0.5 + confidence / 2)
+            quantile = stats.normal_quantile(0.5 + confidence / 2)
             method = (
                 f"Poisson bootstrap over requests (fewer than {MIN_INTERVALS} intervals), "
                 f"{resamples} resamples"
@@ -262,7 +265,7 @@ def _compare_request(
             MetricChange(
                 request_key=key,
                 metric=metric,
-                unit="ms" if metric in _LATENCY else _UNITS[metric],
+                unit=registry.unit_of(metric),
                 base=b_val,
                 candidate=c_val,
                 change=change,
@@ -282,15 +285,6 @@ def _no_interval(base: _Resampler | None, cand: _Resampler | None) -> str:
     return "no interval (too few requests)"
 
 
-def _wilson(x: int, n: int, z: float) -> tuple[float, float]:
-    """Wilson score interval for a proportion x/n (Wilson 1927)."""
-    p = x / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def _error_rate_change(
     key: str, base: RequestStats, cand: RequestStats, confidence: float
 ) -> MetricChange:
@@ -299,10 +293,9 @@ def _error_rate_change(
         return MetricChange(
             key, "error_rate", "%", b_val, c_val, None, "pts", None, None, None, "no samples"
         )
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
     p1, p2 = base.failures / base.count, cand.failures / cand.count
-    l1, u1 = _wilson(base.failures, base.count, z)
-    l2, u2 = _wilson(cand.failures, cand.count, z)
+    l1, u1 = stats.wilson_interval(base.failures, base.count, confidence)
+    l2, u2 = stats.wilson_interval(cand.failures, cand.count, confidence)
     diff = p2 - p1
     low = diff - math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2)
     high = diff + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2)
@@ -326,49 +319,12 @@ def _error_rate_change(
 # ---------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def _layout_hdr() -> Any:
-    from hdrh.histogram import HdrHistogram
-
-    from harness.core import stats
-
-    return HdrHistogram(
-        stats.LOWEST_TRACKABLE_NS, stats.HIGHEST_TRACKABLE_NS, stats.SIGNIFICANT_FIGURES
-    )
-
-
-def _buckets_us(h: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(highest equivalent value, mid value, count) of each used bucket, microseconds.
-
-    ``harness.core.stats.Histogram`` (nanosecond buckets) or an hdrh HdrHistogram of
-    microseconds, as ``model.RequestStats`` allows.
-    """
-    if hasattr(h, "buckets"):
-        index, counts = h.buckets()
-        hdr = _layout_hdr()
-        low = np.array([hdr.get_value_from_index(int(i)) for i in index], dtype=np.float64)
-        high = np.array([hdr.get_highest_equivalent_value(int(v)) for v in low], dtype=np.float64)
-        return high / 1000.0, (low + np.floor((high - low + 1) / 2)) / 1000.0, counts
-    values, mids, counts = [], [], []
-    for item in h.get_recorded_iterator():
-        v = item.value_iterated_to
-        lo = h.get_lowest_equivalent_value(v)
-        values.append(v)
-        mids.append(lo + (v - lo + 1) // 2)
-        counts.append(item.count_at_value_iterated_to)
-    return (
-        np.array(values, dtype=np.float64),
-        np.array(mids, dtype=np.float64),
-        np.array(counts, dtype=np.int64),
-    )
-
-
 @dataclass(frozen=True)
 class _Resampler:
     """One request of one run as bucket counts: per interval (rows) and for the window."""
 
-    values_us: np.ndarray  # highest equivalent value of each column
-    mids_us: np.ndarray
+    values_ms: np.ndarray  # highest equivalent value of each column's bucket
+    mids_ms: np.ndarray  # its mid value (HdrHistogram's median equivalent value)
     interval_counts: np.ndarray  # intervals x columns (float64)
     total_counts: np.ndarray  # columns
     duration_s: float
@@ -381,21 +337,25 @@ class _Resampler:
     def of(cls, r: RequestStats) -> _Resampler | None:
         if r.histogram is None or r.count == 0 or r.duration_s <= 0:
             return None
-        parts = [_buckets_us(h) for h in r.interval_histograms]
-        parts = [p for p in parts if p[2].sum() > 0]
-        whole = _buckets_us(r.histogram)
-        if whole[2].sum() == 0:
+        if r.histogram.count == 0:
             return None
-        values = np.unique(np.concatenate([whole[0], *(p[0] for p in parts)]))
-        mids = np.zeros_like(values)
-        for v, mid, _ in (whole, *parts):
-            mids[np.searchsorted(values, v)] = mid
-        matrix = np.zeros((len(parts), values.size))
-        for row, (v, _, c) in enumerate(parts):
-            matrix[row, np.searchsorted(values, v)] = c
-        total = np.zeros(values.size)
-        total[np.searchsorted(values, whole[0])] = whole[2]
-        return cls(values, mids, matrix, total, r.duration_s)
+        parts = [h for h in r.interval_histograms if h.count]
+        columns = np.unique(np.concatenate([h.buckets()[0] for h in (r.histogram, *parts)]))
+        matrix = np.zeros((len(parts), columns.size))
+        for row, h in enumerate(parts):
+            index, counts = h.buckets()
+            matrix[row, np.searchsorted(columns, index)] = counts
+        total = np.zeros(columns.size)
+        index, counts = r.histogram.buckets()
+        total[np.searchsorted(columns, index)] = counts
+        layout = stats.bucket_layout()
+        return cls(
+            layout.highest_ns[columns] / stats.NS_PER_MS,
+            layout.mid_ns[columns] / stats.NS_PER_MS,
+            matrix,
+            total,
+            r.duration_s,
+        )
 
     def log_variances(
         self, metrics: Sequence[str], resamples: int, rng: np.random.Generator, by_interval: bool
@@ -407,7 +367,7 @@ class _Resampler:
         """
         draws = {m: np.empty(resamples) for m in metrics}
         k = self.blocks
-        chunk = max(1, 2_000_000 // max(1, self.values_us.size))
+        chunk = max(1, 2_000_000 // max(1, self.values_ms.size))
         for start in range(0, resamples, chunk):
             size = min(chunk, resamples - start)
             if by_interval:
@@ -426,10 +386,10 @@ class _Resampler:
                     if m in _LATENCY:
                         target = np.maximum(np.floor(_LATENCY[m] * totals / 100.0 + 0.5), 1.0)
                         idx = (cum < target[:, None]).sum(axis=1)
-                        idx = np.minimum(idx, self.values_us.size - 1)
-                        out[:] = np.where(totals > 0, self.values_us[idx], np.nan)
+                        idx = np.minimum(idx, self.values_ms.size - 1)
+                        out[:] = np.where(totals > 0, self.values_ms[idx], np.nan)
                     elif m == "avg":
-                        out[:] = counts @ self.mids_us / totals
+                        out[:] = counts @ self.mids_ms / totals
                     else:  # rps: requests in the resampled window over its length
                         out[:] = totals / self.duration_s
         result = {}
@@ -451,16 +411,8 @@ class _Resampler:
 # ---------------------------------------------------------------------------------------
 
 
-def _fmt_change(v: float | None, unit: str) -> str:
-    if v is None:
-        return DASH
-    return f"{v:+.1f} %" if unit == "%" else f"{v:+.2f} pts"
-
-
 def format_comparison(c: Comparison) -> list[str]:
     """The lines ``paybench compare`` prints: one table row per request name and metric."""
-    from harness.report.format import fmt_value
-
     conf = f"{c.confidence * 100:g} %"
     lines = [f"base:      {c.base_run_id}", f"candidate: {c.candidate_run_id}"]
     if c.forced:
@@ -474,13 +426,22 @@ def format_comparison(c: Comparison) -> list[str]:
             "checked metadata equal: profile, users, scenario version, target "
             "(and host, for an external target)"
         )
-    table = [("request", "metric", "base", "candidate", "change", f"{conf} CI", "significant")]
+    columns = (
+        Column("request"),
+        Column("metric"),
+        Column("base", "right"),
+        Column("candidate", "right"),
+        Column("change", "right"),
+        Column(f"{conf} CI"),
+        Column("significant"),
+    )
+    table = []
     for ch in c.changes:
         ci = DASH
         if ch.ci_low is not None and ch.ci_high is not None:
             low, high = (
-                _fmt_change(ch.ci_low, ch.change_unit),
-                _fmt_change(ch.ci_high, ch.change_unit),
+                fmt_change(ch.ci_low, ch.change_unit),
+                fmt_change(ch.ci_high, ch.change_unit),
             )
             ci = f"[{low}, {high}]"
         if ch.significant is None:
@@ -490,22 +451,18 @@ def format_comparison(c: Comparison) -> list[str]:
         else:
             verdict = "yes, worse" if ch.regression else "yes, better"
         table.append(
-            (
+            [
                 ch.request_key,
                 ch.metric,
                 fmt_value(ch.base, ch.unit),
                 fmt_value(ch.candidate, ch.unit),
-                _fmt_change(ch.change, ch.change_unit),
+                fmt_change(ch.change, ch.change_unit),
                 ci,
                 verdict,
-            )
+            ]
         )
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     lines.append("")
-    lines.extend(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in table
-    )
+    lines.extend(text_table(columns, table))
     methods = sorted({ch.method for ch in c.changes})
     lines.append("")
     lines.append(f"intervals ({conf}, seed {c.seed}): " + "; ".join(methods))

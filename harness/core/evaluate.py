@@ -10,13 +10,25 @@ from __future__ import annotations
 
 import math
 import statistics
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from harness.core import metrics as registry
 from harness.core import stats
 from harness.core.budgets import is_glob, match_keys
+from harness.core.format import (
+    DASH,
+    Column,
+    fmt_change,
+    fmt_interval,
+    fmt_limit,
+    fmt_margin,
+    fmt_value,
+    plural,
+    table_width,
+    text_table,
+    wrap_text,
+)
 from harness.core.model import (
     AGGREGATE_KEY,
     Baseline,
@@ -28,99 +40,26 @@ from harness.core.model import (
     RunResult,
     Verdict,
     metric_unit,
-    percentile_of,
 )
 from harness.errors import EXIT_BUDGET_BROKEN, EXIT_OK, EXIT_UNJUDGEABLE
 
 CONFIDENCE = 0.95
 SEED = 1
-MIN_PREDICTION_RUNS = 3
+MIN_PREDICTION_RUNS = stats.MIN_PREDICTION_RUNS
 NO_BASELINE_YET = (
     "no baseline yet: this is the first comparable run; regression budgets start with the next"
 )
 
-TABLE_HEADER = ("request", "metric", "measured", "limit", "margin", "95% CI", "result")
-
-
-# --- statistics for regressions --------------------------------------------------------------
-
-
-def _t_central_probability(t: float, df: int) -> float:
-    """P(|T| <= t) for Student's t with ``df`` (integer) degrees of freedom.
-
-    The closed forms of Abramowitz & Stegun, *Handbook of Mathematical Functions* (1964),
-    26.7.3 (odd df) and 26.7.4 (even df): finite sums in powers of cos(theta),
-    theta = atan(t / sqrt(df)).
-    """
-    theta = math.atan(t / math.sqrt(df))
-    c2 = math.cos(theta) ** 2
-    if df % 2 == 1:
-        total, term = 0.0, math.cos(theta)
-        for j in range(1, df - 1, 2):  # powers 1, 3, ..., df - 2
-            total += term
-            term *= (j + 1) / (j + 2) * c2
-        return 2.0 / math.pi * (theta + math.sin(theta) * total)
-    total, term = 0.0, 1.0
-    for j in range(0, df - 1, 2):  # powers 0, 2, ..., df - 2
-        total += term
-        term *= (j + 1) / (j + 2) * c2
-    return math.sin(theta) * total
-
-
-def student_t_quantile(probability: float, df: int) -> float:
-    """The upper quantile t with P(T <= t) = ``probability`` (> 0.5), by bisection.
-
-    Bisection on the exact CDF (Abramowitz & Stegun 26.7.3/26.7.4) to 1e-9: t_{2, 0.975} is
-    4.303, t_{4, 0.975} 2.776, t_{29, 0.975} 2.045, as in the published tables.
-    """
-    if not 0.5 < probability < 1.0 or df < 1:
-        raise ValueError(f"need 0.5 < probability < 1 and df >= 1, got {probability}, {df}")
-    target = 2.0 * probability - 1.0
-    low, high = 0.0, 1.0
-    while _t_central_probability(high, df) < target:
-        high *= 2.0
-    while high - low > 1e-9:
-        mid = (low + high) / 2.0
-        if _t_central_probability(mid, df) < target:
-            low = mid
-        else:
-            high = mid
-    return (low + high) / 2.0
-
-
-def prediction_interval(
-    values: Sequence[float], confidence: float = CONFIDENCE
-) -> tuple[float, float]:
-    """Where one more run should fall: mean +- t_{n-1} * sd * sqrt(1 + 1/n).
-
-    The prediction interval for a single new observation from a normal sample of ``n``
-    (sd with n - 1 degrees of freedom); e.g. Hahn & Meeker, *Statistical Intervals* (1991),
-    section 4.6. Needs n >= 2; the judge uses it from ``MIN_PREDICTION_RUNS`` runs.
-    """
-    n = len(values)
-    if n < 2:
-        raise ValueError("a prediction interval needs at least 2 values")
-    mean = statistics.fmean(values)
-    sd = statistics.stdev(values)
-    half = student_t_quantile(0.5 + confidence / 2.0, n - 1) * sd * math.sqrt(1.0 + 1.0 / n)
-    return mean - half, mean + half
-
-
-def wilson_interval(
-    failures: int, count: int, confidence: float = CONFIDENCE
-) -> tuple[float, float]:
-    """Wilson score interval for an error rate, in percent.
-
-    E. B. Wilson, "Probable inference, the law of succession, and statistical inference",
-    JASA 22 (1927) 209-212: unlike the normal approximation it stays inside 0..100 % and
-    is honest at 0 failures.
-    """
-    z = statistics.NormalDist().inv_cdf(0.5 + confidence / 2.0)
-    p = failures / count
-    denominator = 1.0 + z * z / count
-    centre = (p + z * z / (2 * count)) / denominator
-    half = z / denominator * math.sqrt(p * (1 - p) / count + z * z / (4 * count * count))
-    return 100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half)
+TABLE_COLUMNS = (
+    Column("request"),
+    Column("metric"),
+    Column("measured", "right"),
+    Column("limit"),
+    Column("margin", "right"),
+    Column("95 % CI"),
+    Column("result"),
+)
+TABLE_HEADER = tuple(c.title for c in TABLE_COLUMNS)
 
 
 # --- measuring ------------------------------------------------------------------------------
@@ -133,41 +72,22 @@ class _Measure:
     ci: stats.ConfidenceInterval | None = None
 
 
-def _ci_histogram(h: Any) -> stats.Histogram:
-    """``harness.core.stats.Histogram`` as is; a bare hdrh HdrHistogram (microseconds) converted."""
-    if isinstance(h, stats.Histogram):
-        return h
-    converted = stats.new_histogram()
-    for item in h.get_recorded_iterator():
-        converted.record_ns(round(item.value_iterated_to * 1000), item.count_at_value_iterated_to)
-    return converted
-
-
 def _ci(s: RequestStats, percent: float | None) -> stats.ConfidenceInterval | None:
     """The 95 % interval of a percentile (or of the mean when ``percent`` is None)."""
-    total = _ci_histogram(s.histogram)
-    intervals = [_ci_histogram(h) for h in s.interval_histograms]
+    if s.histogram is None:
+        return None
     if percent is None:
-        return stats.mean_ci(total, intervals, CONFIDENCE, SEED)
-    return stats.percentile_ci(total, intervals, percent, CONFIDENCE, SEED)
+        return stats.mean_ci(s.histogram, s.interval_histograms, CONFIDENCE, SEED)
+    return stats.percentile_ci(s.histogram, s.interval_histograms, percent, CONFIDENCE, SEED)
 
 
 def _measure(metric: str, s: RequestStats) -> _Measure:
-    if metric == "error_rate":
-        return _Measure(s.error_rate_pct)
-    if metric == "rps":
-        return _Measure(s.rps)
-    if metric == "count":
-        return _Measure(float(s.count))
-    if metric in ("min", "max"):
-        return _Measure(s.min_ms if metric == "min" else s.max_ms)
-    if metric == "avg":
-        ci = None
-        if s.histogram is not None:
-            ci = _ci(s, None)
-        return _Measure(s.avg_ms, ci=ci)
-    percent = percentile_of(metric)
-    value = s.percentile_ms(percent)
+    info = registry.metric(metric)
+    if info.percentile is None:
+        # The mean has an interval from the histograms; min, max, rates and counts have none.
+        return _Measure(info.measure(s), ci=_ci(s, None) if metric == "avg" else None)
+    percent = info.percentile
+    value = info.measure(s)
     # An exact histogram has every percentile; Locust's CSV only a fixed few.
     if value is None:
         have = ", ".join(f"p{p:g}" for p in sorted(s.locust_percentiles_ms)) or "none"
@@ -240,20 +160,6 @@ def _expand(selector: str, result: RunResult) -> list[tuple[str, RequestStats | 
 # --- judging --------------------------------------------------------------------------------
 
 
-def fmt_value(value: float | None, unit: str) -> str:
-    """A measured value with its unit: ``812 ms``, ``0.42%``, ``12.3 req/s``, ``1234``."""
-    if value is None:
-        return "-"
-    if unit == "ms":
-        digits = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2 if abs(value) >= 1 else 3
-        return f"{value:.{digits}f} ms"
-    if unit == "%":
-        return f"{value:.2f}%"
-    if unit == "req/s":
-        return f"{value:.1f} req/s"
-    return f"{value:.0f}"
-
-
 def _judge(b: Budget, result: RunResult) -> list[BudgetResult]:
     out = []
     for key, s, no_samples in _expand(b.selector, result):
@@ -306,38 +212,38 @@ def _significance(
     s: RequestStats,
     candidate: float,
     values: Sequence[float],
-    base: float,
     m: _Measure,
 ) -> tuple[bool | None, str]:
     """Whether the candidate is higher than the baseline beyond run-to-run noise.
 
-    With ``MIN_PREDICTION_RUNS`` or more baseline runs: above the 95 % prediction interval
-    of those runs (`prediction_interval`). With fewer: the run's own 95 % interval lies
-    wholly above the baseline value (percentile/mean intervals from ``harness.core.stats``, the
-    Wilson interval for error_rate). None when neither can be told (min/max, Locust CSV).
+    ``stats.above_baseline``: with ``MIN_PREDICTION_RUNS`` or more baseline runs, above the
+    95 % prediction interval of those runs; with fewer, the run's own 95 % interval lies
+    wholly above the baseline median (percentile/mean intervals from ``harness.core.stats``,
+    the Wilson interval for error_rate). None when neither can be told (min/max, Locust CSV).
     """
     unit = metric_unit(rb.metric)
     n = len(values)
-    # Only a rise can break a regression budget, so only the upper side counts.
-    if n >= MIN_PREDICTION_RUNS:
-        low, high = prediction_interval(values)
-        above = candidate > high
-        where = "above" if above else "within" if candidate >= low else "below"
-        return above, f"{where} the 95 % prediction interval {_fmt_ci(low, high, unit)} of {n} runs"
+    interval = None
     if rb.metric == "error_rate":
-        low, high = wilson_interval(s.failures, s.count)
+        low, high = stats.wilson_interval(s.failures, s.count, CONFIDENCE)
+        interval = (100.0 * low, 100.0 * high)
     elif m.ci is not None:
-        low, high = m.ci.low_ms, m.ci.high_ms
-    else:
+        interval = (m.ci.low_ms, m.ci.high_ms)
+    sig = stats.above_baseline(values, candidate, interval, CONFIDENCE)
+    # Only a rise can break a regression budget, so only the upper side counts.
+    if sig.method == stats.METHOD_PREDICTION_INTERVAL:
+        where = "above" if sig.above else "below" if sig.below else "within"
+        interval_text = _fmt_ci(sig.low, sig.high, unit)
+        return sig.above, f"{where} the 95 % prediction interval {interval_text} of {n} runs"
+    if sig.method == stats.METHOD_NONE:
         return None, (
             f"significance unknown: {n} baseline run(s), fewer than {MIN_PREDICTION_RUNS}, "
             f"and no confidence interval for {rb.metric}"
         )
-    above = low > base
-    return above, (
-        f"the run's 95 % interval {_fmt_ci(low, high, unit)} "
-        f"{'lies above' if above else 'does not lie above'} the baseline ({n} run(s), fewer than "
-        f"{MIN_PREDICTION_RUNS} for a prediction interval)"
+    return sig.above, (
+        f"the run's 95 % interval {_fmt_ci(sig.low, sig.high, unit)} "
+        f"{'lies above' if sig.above else 'does not lie above'} the baseline ({n} run(s), "
+        f"fewer than {MIN_PREDICTION_RUNS} for a prediction interval)"
     )
 
 
@@ -398,18 +304,16 @@ def _judge_regression(
                 change = (m.value - base) / base * 100.0
             else:  # any rise from zero is an infinite relative rise
                 change = math.inf if m.value > base else 0.0
-            change_text = f"{change:+.1f}%" if math.isfinite(change) else "up from zero"
-            allowed = f"+{rb.max_increase:g}%"
+            change_text = fmt_change(change, "%") if math.isfinite(change) else "up from zero"
+            allowed = f"+{fmt_limit(rb.max_increase, '%')}"
         else:
             threshold = base + rb.max_increase
             change = m.value - base
-            if unit == "%":
-                change_text = f"{change:+.2f} points"
-                allowed = f"+{rb.max_increase:g} points"
-            else:
-                change_text = f"{change:+.1f} {unit}"
-                allowed = f"+{rb.max_increase:g} {unit}"
-        significant, how = _significance(rb, s, m.value, values, base, m)
+            # A rate rises in percentage points, as its regression budget is written.
+            points = "points" if unit == "%" else unit
+            change_text = fmt_change(change, points)
+            allowed = f"+{fmt_limit(rb.max_increase, points)}"
+        significant, how = _significance(rb, s, m.value, values, m)
         rose = change > rb.max_increase
         broken = rose and (bool(significant) or not rb.significant_only)
         verdict = "broken" if broken else "holds"
@@ -477,13 +381,7 @@ def exit_code(verdict: Verdict) -> int:
 
 
 def _fmt_ci(low: float | None, high: float | None, unit: str) -> str:
-    if low is None or high is None:
-        return ""
-    low_text, high_text = fmt_value(low, unit), fmt_value(high, unit)
-    suffix = f" {unit}" if unit in ("ms", "req/s") else ""
-    if suffix and low_text.endswith(suffix):
-        low_text = low_text[: -len(suffix)]
-    return f"{low_text}-{high_text}"
+    return fmt_interval(low, high, unit)
 
 
 def status_label(r: BudgetResult) -> str:
@@ -504,9 +402,9 @@ def verdict_rows(verdict: Verdict) -> list[list[str]]:
         b = r.budget
         unit = metric_unit(b.metric)
         metric = f"{b.metric} vs base" if isinstance(b, RegressionBudget) else b.metric
-        margin = f"{r.margin_pct:+.1f}%" if r.margin_pct is not None else "n/a"
+        margin = fmt_margin(r.margin_pct)
         if r.status in ("no samples", "skipped") or r.measured is None:
-            margin = "-"
+            margin = DASH
         rows.append(
             [
                 "(whole run)" if r.request_key == AGGREGATE_KEY else r.request_key,
@@ -514,39 +412,50 @@ def verdict_rows(verdict: Verdict) -> list[list[str]]:
                 fmt_value(r.measured, unit),
                 r.budget.text,
                 margin,
-                _fmt_ci(r.ci_low, r.ci_high, unit),
+                fmt_interval(r.ci_low, r.ci_high, unit),
                 status_label(r),
             ]
         )
     return rows
 
 
-def outcome_line(verdict: Verdict) -> str:
-    """``PASS: all 16 budgets hold``, ``FAIL: 2 of 16 budgets broken``, ``UNRELIABLE: ...``."""
-    n = len(verdict.results)
+def headline(verdict: Verdict) -> str:
+    """What the verdict says of its budgets; the CLI's first line and every report's headline.
+
+    ``3 of 16 budgets broken (1 marginal, 2 skipped)``, ``all 14 budgets hold (2 skipped)``:
+    a skipped regression budget (no baseline yet) is neither held nor broken, so "all N
+    hold" counts the judged ones and the skipped are named beside them. An unreliable or
+    incomplete run says that first.
+    """
+    results = verdict.results
+    n = len(results)
     broken = len(verdict.broken)
-    marginal = sum(1 for r in verdict.results if r.marginal and r.passed)
-    skipped = sum(1 for r in verdict.results if r.status == "skipped")
-    if verdict.outcome in ("UNRELIABLE", "INCOMPLETE"):
-        unreliable = verdict.outcome == "UNRELIABLE"
-        what = "is an unreliable measurement" if unreliable else "did not finish"
-        return f"{verdict.outcome}: the run {what}: {'; '.join(verdict.reasons)}"
-    if verdict.outcome == "FAIL":
-        line = f"FAIL: {broken} of {n} budgets broken"
-    elif n == 0:
-        line = "PASS: no budgets to judge"
+    marginal = sum(1 for r in results if r.marginal and r.passed)
+    skipped = sum(1 for r in results if r.status == "skipped")
+    judged = n - skipped
+    extras = [f"{marginal} marginal"] if marginal else []
+    if n == 0:
+        counts = "no budgets were set"
+    elif broken:
+        counts = f"{broken} of {plural(n, 'budget')} broken"
+    elif judged == 0:
+        counts = f"no budget judged: {skipped} skipped"
     else:
-        line = (
-            f"PASS: all {n - skipped} budgets hold"
-            if n - skipped != 1
-            else "PASS: the budget holds"
-        )
-    extras = []
-    if marginal:
-        extras.append(f"{marginal} marginal")
-    if skipped:
+        counts = f"all {judged} budgets hold" if judged > 1 else "the budget holds"
+    if skipped and judged:
         extras.append(f"{skipped} skipped")
-    return line + (f" ({', '.join(extras)})" if extras else "")
+    if extras:
+        counts += f" ({', '.join(extras)})"
+    if verdict.outcome == "UNRELIABLE":
+        return f"the run is an unreliable measurement and cannot be judged; {counts}"
+    if verdict.outcome == "INCOMPLETE":
+        return f"the run did not finish; {counts}"
+    return counts
+
+
+def outcome_line(verdict: Verdict) -> str:
+    """``PASS: all 16 budgets hold``, ``FAIL: 2 of 16 budgets broken``: outcome and headline."""
+    return f"{verdict.outcome}: {headline(verdict)}"
 
 
 def _by_request(results: Sequence[BudgetResult]) -> list[int]:
@@ -573,9 +482,7 @@ def _note_lines(results: Sequence[BudgetResult], width: int) -> list[str]:
     for (key, message), metrics in grouped.items():
         who = "(whole run)" if key == AGGREGATE_KEY else key
         text = f"{who} {', '.join(metrics)}: {message}"
-        lines.extend(
-            textwrap.wrap(text, width=width, subsequent_indent="    ", break_on_hyphens=False)
-        )
+        lines.extend(wrap_text(text, width))
     return lines
 
 
@@ -590,34 +497,23 @@ def format_verdict_table(verdict: Verdict, width: int = 100) -> list[str]:
     order = _by_request(verdict.results)
     all_rows = verdict_rows(verdict)
     rows = [all_rows[i] for i in order]
-    lines = [outcome_line(verdict)]
+    lines = [outcome_line(verdict), *(f"why: {reason}" for reason in verdict.reasons)]
     if not rows:
         return lines
-    gap = "  "
-    table = [list(TABLE_HEADER), *rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(TABLE_HEADER))]
     # The status check's 47-character name would squeeze every other column: when the
     # flat table is too wide, each name gets a line and its results go under it.
-    if sum(widths) + len(gap) * (len(widths) - 1) <= width:
-        for row in table:
-            lines.append(gap.join(t.ljust(w) for t, w in zip(row, widths, strict=True)).rstrip())
+    if table_width(TABLE_COLUMNS, rows) <= width:
+        lines.extend(text_table(TABLE_COLUMNS, rows))
     else:
-        indent = "  "
-        first = max(len("request / metric"), len(indent) + widths[1])
-        cell_widths = [first, *widths[2:]]
-        header = ["request / metric", *TABLE_HEADER[2:]]
-        lines.append(
-            gap.join(t.ljust(w) for t, w in zip(header, cell_widths, strict=True)).rstrip()
-        )
+        columns = (Column("request / metric"), *TABLE_COLUMNS[2:])
+        grouped: list[list[str] | str] = []
         current = None
         for row in rows:
             if row[0] != current:
                 current = row[0]
-                lines.append(current)
-            cells = [indent + row[1], *row[2:]]
-            lines.append(
-                gap.join(t.ljust(w) for t, w in zip(cells, cell_widths, strict=True)).rstrip()
-            )
+                grouped.append(current)
+            grouped.append(["  " + row[1], *row[2:]])
+        lines.extend(text_table(columns, grouped))
     notes = _note_lines([verdict.results[i] for i in order], width)
     if notes:
         lines.append("")

@@ -1,15 +1,21 @@
 """Frozen dataclasses shared by every module of the harness.
 
 Units are in the names: ``_ms`` milliseconds, ``_s`` seconds, ``_pct`` percent, ``rps``
-requests per second. Latency histograms are HdrHistograms of microseconds (see
-``harness.core.stats``); they are typed loosely here so that this module imports nothing heavy.
+requests per second. Latency histograms are ``harness.core.stats.Histogram`` (nanosecond
+buckets, read in milliseconds), imported only when a RequestStats is made, so that this
+module (imported by the locustfiles through ``catalogue``) imports nothing heavy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from harness.core import metrics
+
+if TYPE_CHECKING:
+    from harness.core.stats import Histogram
 
 # The aggregate of every request name, as Locust calls it.
 AGGREGATE_KEY = "Aggregated"
@@ -31,8 +37,10 @@ class RequestStats:
 
     ``count`` counts completed requests, failures included; ``cut_off`` counts requests
     that were sent but still in flight when the run stopped (not in ``count``).
-    ``histogram`` holds the exact latencies (microseconds) of the completed requests;
-    without it (a plain Locust CSV folder) only ``locust_percentiles_ms`` are known.
+    ``histogram`` holds the exact latencies of the completed requests (a
+    ``harness.core.stats.Histogram``: nanosecond buckets, read in ms) and
+    ``interval_histograms`` the same per interval of the window; without them (a plain
+    Locust CSV folder) only ``locust_percentiles_ms`` are known.
     """
 
     request_type: str
@@ -44,10 +52,24 @@ class RequestStats:
     min_ms: float | None
     max_ms: float | None
     cut_off: int = 0
-    histogram: Any = None
-    interval_histograms: tuple[Any, ...] = ()
+    histogram: Histogram | None = None
+    interval_histograms: tuple[Histogram, ...] = ()
     locust_percentiles_ms: Mapping[float, float] = field(default_factory=dict)
     source: Literal["paybench", "locust"] = "paybench"
+
+    def __post_init__(self) -> None:
+        # One histogram type crosses module boundaries; another one (an hdrh HdrHistogram
+        # of microseconds, say) would be read in the wrong unit without an error.
+        if self.histogram is None and not self.interval_histograms:
+            return
+        from harness.core.stats import Histogram
+
+        for h in (self.histogram, *self.interval_histograms):
+            if h is not None and not isinstance(h, Histogram):
+                raise TypeError(
+                    f"RequestStats of {self.key!r}: histograms must be "
+                    f"harness.core.stats.Histogram, not {type(h).__name__}"
+                )
 
     @property
     def key(self) -> str:
@@ -68,7 +90,7 @@ class RequestStats:
         if self.count == 0:
             return None
         if self.histogram is not None:
-            return self.histogram.get_value_at_percentile(percent) / 1000.0
+            return self.histogram.percentile_ms(percent)
         return self.locust_percentiles_ms.get(percent)
 
 
@@ -172,6 +194,25 @@ class RegressionBudget:
 
 
 @dataclass(frozen=True)
+class PreflightCheck:
+    """One request the target must answer before any load: ``GET url`` -> ``status``."""
+
+    url: str  # a path on the target ("/healthz"), or a whole URL
+    status: int = 200
+    # The payments contract too: a JSON body whose "status" is healthy, ok or up.
+    healthy_json: bool = False
+    key_path: str = ""  # where budgets.yaml declared it, for messages ("" when built in)
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """budgets.yaml ``preflight:``: what the target must answer before a run."""
+
+    checks: tuple[PreflightCheck, ...]
+    timeout_s: float | None = None  # the whole preflight; None: paybench's default
+
+
+@dataclass(frozen=True)
 class Budgets:
     source: str  # the file the budgets came from, for messages
     budgets: tuple[Budget, ...]
@@ -181,6 +222,7 @@ class Budgets:
     baseline_runs: int = 5
     expected_peak_rps: float | None = None
     profile: str | None = None
+    preflight: Preflight | None = None  # None: not declared
 
 
 @dataclass(frozen=True)
@@ -218,22 +260,23 @@ class Verdict:
         return tuple(r for r in self.results if r.marginal)
 
 
-TIME_METRICS = ("avg", "min", "max", "median")
+# What a metric is (unit, percentile, stored column ...) lives in harness.core.metrics;
+# these names stay for the modules that ask the model.
+TIME_METRICS = tuple(m.name for m in metrics.NAMED.values() if m.kind == "latency")
 
 
 def is_percentile_metric(metric: str) -> bool:
-    return metric.startswith("p") and metric[1:].replace(".", "", 1).isdigit()
+    """``p95``, ``p99.9``: a ``pNN`` percentile (``median`` is named, not ``pNN``)."""
+    return metric not in metrics.NAMED and metrics.is_percentile(metric)
 
 
 def percentile_of(metric: str) -> float:
     """``"median"`` -> 50.0, ``"p99.9"`` -> 99.9."""
-    return 50.0 if metric == "median" else float(metric[1:])
+    return metrics.percentile_of(metric)
 
 
 def metric_unit(metric: str) -> str:
-    if metric in TIME_METRICS or is_percentile_metric(metric):
-        return "ms"
-    return {"error_rate": "%", "rps": "req/s", "count": "requests"}[metric]
+    return metrics.unit_of(metric)
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,8 @@
 ``detect_change_points`` finds the runs where a metric (p95 of one request, say) moved to a
 new level, with the method Apache Otava (formerly Hunter) uses: E-Divisive means with a
 Student t-test as significance check, applied over sliding windows (split) and then pruned
-bottom-up (merge). ``mann_kendall`` says whether the last runs rise or fall. The Student-t
-distribution is computed here (regularized incomplete beta by continued fraction) so that
-the harness needs no scipy.
+bottom-up (merge). ``mann_kendall`` says whether the last runs rise or fall. The Student t
+and normal distributions come from ``harness.core.stats`` (scipy.stats).
 
 References:
 
@@ -13,7 +12,6 @@ References:
   Analysis of Multivariate Data", JASA 109 (2014), doi:10.1080/01621459.2013.849605.
 - M. Fleming, P. Kolaczkowski, I. Kumar, S. Das, S. Huang, H. Ingo, "Hunter: Using Change
   Point Detection to Hunt for Performance Regressions", ICPE 2023, arXiv:2301.03034.
-- W. H. Press et al., "Numerical Recipes", 3rd ed. (2007), 6.4 (incomplete beta function).
 - H. B. Mann, "Nonparametric tests against trend", Econometrica 13 (1945); M. G. Kendall,
   "Rank Correlation Methods" (1975): the Mann-Kendall trend test.
 """
@@ -24,9 +22,10 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from statistics import NormalDist
 
 import numpy as np
+
+from harness.core import stats
 
 __all__ = [
     "ChangePoint",
@@ -34,8 +33,6 @@ __all__ = [
     "detect_change_points",
     "mann_kendall",
     "pooled_t_test",
-    "student_t_quantile",
-    "student_t_two_sided_p",
 ]
 
 
@@ -64,88 +61,8 @@ class ChangePoint:
 
 
 # ---------------------------------------------------------------------------------------
-# Student's t distribution
+# The two-sample t-test
 # ---------------------------------------------------------------------------------------
-
-
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz; NR 6.4)."""
-    tiny = 1e-300
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c = 1.0
-    d = 1.0 - qab * x / qap
-    d = tiny if abs(d) < tiny else d
-    d = 1.0 / d
-    h = d
-    for m in range(1, 400):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = tiny if abs(d) < tiny else d
-        c = 1.0 + aa / c
-        c = tiny if abs(c) < tiny else c
-        d = 1.0 / d
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = tiny if abs(d) < tiny else d
-        c = 1.0 + aa / c
-        c = tiny if abs(c) < tiny else c
-        d = 1.0 / d
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < 1e-15:
-            break
-    return h
-
-
-def _betai(a: float, b: float, x: float) -> float:
-    """The regularized incomplete beta function I_x(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = (
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    )
-    front = math.exp(log_front)
-    # The continued fraction converges fast only on one side of the mean; use the symmetry
-    # I_x(a, b) = 1 - I_{1-x}(b, a) on the other.
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
-def student_t_two_sided_p(t: float, df: float) -> float:
-    """P(|T| >= |t|) for Student's t with ``df`` degrees of freedom.
-
-    Uses P = I_{df/(df+t^2)}(df/2, 1/2) (Abramowitz and Stegun 26.7.1 with 26.5.27).
-    """
-    if df <= 0:
-        raise ValueError(f"degrees of freedom must be positive, got {df}")
-    if math.isnan(t):
-        return 1.0
-    if math.isinf(t):
-        return 0.0
-    return min(1.0, max(0.0, _betai(df / 2.0, 0.5, df / (df + t * t))))
-
-
-def student_t_quantile(confidence: float, df: float) -> float:
-    """The two-sided critical value t with P(|T| <= t) = ``confidence`` (bisection)."""
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    low, high = 0.0, 1.0
-    while student_t_two_sided_p(high, df) > 1.0 - confidence:
-        high *= 2.0
-    for _ in range(200):
-        mid = (low + high) / 2.0
-        if student_t_two_sided_p(mid, df) > 1.0 - confidence:
-            low = mid
-        else:
-            high = mid
-        if high - low < 1e-12 * high:
-            break
-    return (low + high) / 2.0
 
 
 def pooled_t_test(left: Sequence[float], right: Sequence[float]) -> tuple[float, float]:
@@ -171,7 +88,7 @@ def pooled_t_test(left: Sequence[float], right: Sequence[float]) -> tuple[float,
     if pooled_var <= (1e-12 * max(abs(m1), abs(m2))) ** 2:
         return math.copysign(math.inf, m2 - m1), 0.0
     t = (m2 - m1) / math.sqrt(pooled_var * (1.0 / n1 + 1.0 / n2))
-    return t, student_t_two_sided_p(t, df)
+    return t, stats.t_two_sided_p(t, df)
 
 
 # ---------------------------------------------------------------------------------------
@@ -377,7 +294,7 @@ def mann_kendall(values: Sequence[float], alpha: float = 0.05) -> Trend:
     if var <= 0 or s == 0:
         return Trend("steady", s, 1.0, n)
     z = (s - 1) / math.sqrt(var) if s > 0 else (s + 1) / math.sqrt(var)
-    p = 2.0 * (1.0 - NormalDist().cdf(abs(z)))
+    p = stats.normal_two_sided_p(z)
     if p >= alpha:
         return Trend("steady", s, p, n)
     return Trend("rising" if s > 0 else "falling", s, p, n)

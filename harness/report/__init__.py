@@ -8,8 +8,6 @@ replaces them and nothing else in the (write-once) run folder.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,15 +17,9 @@ from harness.report.charts import Chart, render_charts
 from harness.report.context import ReportContext, build_report_context
 from harness.report.junit import render_junit
 from harness.report.render import render_html, render_markdown
-
-HTML_FILE = "report.html"
-MARKDOWN_FILE = "summary.md"
-JUNIT_FILE = "junit.xml"
+from harness.runfolder import JUNIT_XML, REPORT_HTML, SUMMARY_MD, write_atomic
 
 __all__ = [
-    "HTML_FILE",
-    "JUNIT_FILE",
-    "MARKDOWN_FILE",
     "Chart",
     "ReportContext",
     "ReportFiles",
@@ -47,19 +39,6 @@ class ReportFiles:
     junit: Path
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a report."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for reading
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_reports(
     run_dir: Path, result: RunResult, verdict: Verdict, budgets: Budgets | None = None
 ) -> ReportFiles:
@@ -69,9 +48,9 @@ def write_reports(
         raise ConfigError(f"{run_dir}: no such run folder; the reports go into an existing one")
     ctx = build_report_context(result, verdict, budgets)
     files = ReportFiles(
-        html=run_dir / HTML_FILE, markdown=run_dir / MARKDOWN_FILE, junit=run_dir / JUNIT_FILE
+        html=run_dir / REPORT_HTML, markdown=run_dir / SUMMARY_MD, junit=run_dir / JUNIT_XML
     )
-    _write_text(files.html, render_html(ctx, render_charts(ctx)))
-    _write_text(files.markdown, render_markdown(ctx))
-    _write_text(files.junit, render_junit(ctx))
+    write_atomic(files.html, render_html(ctx, render_charts(ctx)))
+    write_atomic(files.markdown, render_markdown(ctx))
+    write_atomic(files.junit, render_junit(ctx))
     return files

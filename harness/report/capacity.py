@@ -12,11 +12,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from functools import cache
 from pathlib import Path
 
 import matplotlib
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from matplotlib.figure import Figure
 
 from harness.core.capacity import (
@@ -26,12 +24,12 @@ from harness.core.capacity import (
     CapacityAnalysis,
     plain_name,
 )
+from harness.core.format import fmt_rps
 from harness.core.model import Budgets
 from harness.report.charts import RC_PARAMS, inline_svg, new_figure
-from harness.report.format import DASH, fmt_ms, fmt_number, fmt_pct, fmt_rps, fmt_seconds, md_text
+from harness.report.render import environment
+from harness.runfolder import CAPACITY_HTML, CAPACITY_MD, write_atomic
 
-HTML_FILE = "capacity.html"
-MARKDOWN_FILE = "capacity.md"
 # The latency chart stays readable with this many request names; the rest are in the table.
 MAX_LATENCY_SERIES = 6
 FIT_POINTS = 120
@@ -387,44 +385,14 @@ def _latency_chart(ctx: CapacityContext) -> CapacityChart:
 # --------------------------------------------------------------------------- rendering
 
 
-def _fmt_float(value: float | None, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return DASH
-    if value == 0:
-        return "0"
-    return f"{value:.{digits}g}"
-
-
-@cache
-def _environment() -> Environment:
-    env = Environment(
-        loader=PackageLoader("harness.report", "templates"),
-        autoescape=select_autoescape(
-            enabled_extensions=("html", "html.j2"), default_for_string=True, default=False
-        ),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-    )
-    env.filters.update(
-        ms=fmt_ms,
-        rps=fmt_rps,
-        pct=fmt_pct,
-        seconds=fmt_seconds,
-        number=fmt_number,
-        sig=_fmt_float,
-        md=md_text,
-    )
-    return env
-
-
 def render_capacity_html(ctx: CapacityContext, charts: Sequence[CapacityChart]) -> str:
     """The self-contained capacity page (inline CSS and SVG; nothing is fetched)."""
-    return _environment().get_template("capacity.html.j2").render(ctx=ctx, charts=list(charts))
+    return environment().get_template("capacity.html.j2").render(ctx=ctx, charts=list(charts))
 
 
 def render_capacity_markdown(ctx: CapacityContext) -> str:
     """capacity.md: the sentence, the answer, the step table (for a review or a PR)."""
-    return _environment().get_template("capacity.md.j2").render(ctx=ctx)
+    return environment().get_template("capacity.md.j2").render(ctx=ctx)
 
 
 def write_capacity_reports(
@@ -437,7 +405,6 @@ def write_capacity_reports(
 ) -> tuple[Path, Path]:
     """Write capacity.html and capacity.md into the run folder; returns their paths."""
     ctx = build_capacity_context(analysis, budgets=budgets, facts=facts, title=title)
-    html, md = run_dir / HTML_FILE, run_dir / MARKDOWN_FILE
-    html.write_text(render_capacity_html(ctx, capacity_charts(ctx)), encoding="utf-8")
-    md.write_text(render_capacity_markdown(ctx), encoding="utf-8")
+    html = write_atomic(run_dir / CAPACITY_HTML, render_capacity_html(ctx, capacity_charts(ctx)))
+    md = write_atomic(run_dir / CAPACITY_MD, render_capacity_markdown(ctx))
     return html, md

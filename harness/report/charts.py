@@ -30,9 +30,12 @@ LEGEND_ROWS = 20  # more request names than this: a two-column legend
 LEGEND_CHARS = 48  # request names are shortened to this in legends
 OFF_SCALE_FACTOR = 4.0  # a budget this many times above the highest point is not drawn
 SMALL_IN = (5.2, 3.3)
-# Text stays text in the SVG (smaller files; the page's font draws it).
+# Text stays text in the SVG (smaller files; the page's font draws it). Request names and
+# messages are shown as written: with maths parsing on, a name such as "/cost/$x^$" (Locust
+# keeps templated paths) would be typeset, or fail to parse and lose the whole report.
 RC_PARAMS = {
     "svg.fonttype": "none",
+    "text.parse_math": False,
     "font.family": "sans-serif",
     "font.size": 9,
     "axes.titlesize": 10,
@@ -83,7 +86,9 @@ def inline_svg(fig: Figure, chart_id: str, title: str | None = None) -> str:
     """The figure as an SVG element to inline in a page: text stays text, a fixed salt and
     no date make re-renders byte-identical, and ``title`` (when given) labels it."""
     buf = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": chart_id}):
+    # Tick labels are made while drawing: they too must be read literally.
+    literal = {"svg.fonttype": "none", "svg.hashsalt": chart_id, "text.parse_math": False}
+    with matplotlib.rc_context(literal):
         FigureCanvasSVG(fig).print_svg(buf, metadata={"Date": None})
     text = buf.getvalue()
     text = text[text.index("<svg") :]  # inline: no XML declaration or DOCTYPE

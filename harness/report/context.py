@@ -10,10 +10,21 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
+from harness.core import metrics as registry
+from harness.core.evaluate import headline
+from harness.core.format import (
+    DASH,
+    fmt_interval,
+    fmt_limit,
+    fmt_margin,
+    fmt_number,
+    fmt_seconds,
+    fmt_value,
+)
 from harness.core.model import (
     AGGREGATE_KEY,
     Budget,
@@ -23,18 +34,9 @@ from harness.core.model import (
     RequestStats,
     RunResult,
     Verdict,
-    is_percentile_metric,
     metric_unit,
-    percentile_of,
 )
-from harness.report.format import (
-    DASH,
-    fmt_limit,
-    fmt_number,
-    fmt_pct,
-    fmt_seconds,
-    fmt_value,
-)
+from harness.core.stats import NS_PER_MS, Histogram, bucket_layout, merge_histograms
 
 FLOW_TYPE = "FLOW"  # request type of the end-to-end flows the scenarios time (catalogue)
 TABLE_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
@@ -90,13 +92,11 @@ class BudgetRow:
 
     @property
     def margin_text(self) -> str:
-        return fmt_pct(self.margin_pct, signed=True)
+        return fmt_margin(self.margin_pct)
 
     @property
     def ci_text(self) -> str:
-        if self.ci_low is None or self.ci_high is None:
-            return DASH
-        return f"{fmt_value(self.ci_low, self.unit)} {DASH} {fmt_value(self.ci_high, self.unit)}"
+        return fmt_interval(self.ci_low, self.ci_high, self.unit)
 
 
 @dataclass(frozen=True)
@@ -257,7 +257,8 @@ def build_report_context(
         run_id=meta.run_id,
         profile=meta.profile,
         outcome=verdict.outcome,
-        headline=_headline(verdict.outcome, rows, broken),
+        # The same words as the CLI's first line: one function counts for both.
+        headline=headline(verdict),
         reasons=_unique(
             [
                 *verdict.reasons,
@@ -347,27 +348,14 @@ def _budget_row(r: BudgetResult) -> BudgetRow:
     )
 
 
-def _headline(outcome: str, rows: Sequence[BudgetRow], broken: Sequence[BudgetRow]) -> str:
-    if not rows:
-        budgets = "no budgets were set"
-    elif not broken:
-        budgets = f"all {len(rows)} budgets hold" if len(rows) > 1 else "the budget holds"
-    else:
-        budgets = f"{len(broken)} of {len(rows)} budgets broken"
-    if outcome == "UNRELIABLE":
-        return f"unreliable measurement: the run cannot be judged ({budgets})"
-    if outcome == "INCOMPLETE":
-        return f"the run did not finish ({budgets})"
-    return budgets
-
-
 def _budget_line(r: BudgetResult) -> BudgetLine | None:
     b = r.budget
     if not isinstance(b, Budget):
         return None  # a regression's limit moves with the baseline: not a fixed line
     percentile = None
-    if is_percentile_metric(b.metric) or b.metric == "median":
-        percentile = percentile_of(b.metric)
+    info = registry.lookup(b.metric)
+    if info is not None and info.percentile is not None:
+        percentile = info.percentile
     return BudgetLine(
         request_key=r.request_key,
         metric=b.metric,
@@ -437,32 +425,13 @@ def _sum_rows(stats: Sequence[RequestStats]) -> RequestRow:
         min_ms=min((s.min_ms for s in parts if s.min_ms is not None), default=None),
         max_ms=max((s.max_ms for s in parts if s.max_ms is not None), default=None),
         cut_off=sum(s.cut_off for s in parts),
-        histogram=(merge_histograms(histograms) if len(histograms) == len(with_samples) else None),
+        histogram=(
+            merge_histograms(histograms)
+            if histograms and len(histograms) == len(with_samples)
+            else None
+        ),
     )
     return _request_row(combined, is_total=True)
-
-
-def merge_histograms(histograms: Sequence[Any]) -> Any:
-    """One histogram of all samples (lossless), of whichever histogram type was given.
-
-    ``harness.core.stats.Histogram`` copies and adds; an hdrh ``HdrHistogram`` adds into a new
-    one of the same layout.
-    """
-    if not histograms:
-        return None
-    first = histograms[0]
-    if hasattr(first, "buckets") and hasattr(first, "copy"):
-        merged = first.copy()
-    else:
-        merged = type(first)(
-            first.lowest_trackable_value,
-            first.highest_trackable_value,
-            first.significant_figures,
-        )
-        merged.add(first)
-    for h in histograms[1:]:
-        merged.add(h)
-    return merged
 
 
 def percentiles_ms(s: RequestStats, percents: Sequence[float]) -> tuple[float | None, ...]:
@@ -471,38 +440,7 @@ def percentiles_ms(s: RequestStats, percents: Sequence[float]) -> tuple[float | 
         return tuple(None for _ in percents)
     if s.histogram is None:
         return tuple(s.percentile_ms(p) for p in percents)
-    return tuple(v / 1000.0 for v in hdr_values_at_percentiles(s.histogram, percents))
-
-
-def hdr_values_at_percentiles(histogram: Any, percents: Sequence[float]) -> tuple[int, ...]:
-    """``histogram.get_value_at_percentile(p)`` for many p at once (same definition).
-
-    HdrHistogram's percentile is the value of the first bucket whose cumulative count
-    reaches ``round(p * total / 100)`` (at least 1), reported as the highest value
-    equivalent to that bucket (the lowest for p = 0): hdrh ``get_value_at_percentile``.
-    Done with a cumulative sum over the counts array instead of a Python loop per p.
-    """
-    total = histogram.get_total_count()
-    if total == 0:
-        return tuple(0 for _ in percents)
-    if not hasattr(histogram, "counts"):
-        by_percent = histogram.get_percentile_to_value_dict(list(percents))
-        return tuple(by_percent[p] for p in percents)
-    counts = np.ctypeslib.as_array(histogram.counts)[: histogram.counts_len]
-    cumulative = np.cumsum(counts, dtype=np.uint64)
-    targets = np.array(
-        [histogram.get_target_count_at_percentile(p) for p in percents], dtype=np.uint64
-    )
-    indexes = np.searchsorted(cumulative, targets, side="left")
-    out = []
-    for p, i in zip(percents, indexes, strict=True):
-        value = histogram.get_value_from_index(int(min(i, len(counts) - 1)))
-        out.append(
-            histogram.get_highest_equivalent_value(value)
-            if p
-            else histogram.get_lowest_equivalent_value(value)
-        )
-    return tuple(out)
+    return s.histogram.percentiles_ms(percents)
 
 
 def curve_percentiles(count: int) -> tuple[float, ...]:
@@ -518,9 +456,7 @@ def percentile_curve(s: RequestStats) -> PercentileCurve | None:
         return None
     percents = curve_percentiles(s.count)
     if s.histogram is not None:
-        values = _clamp_to_max(
-            [v / 1000.0 for v in hdr_values_at_percentiles(s.histogram, percents)], s.max_ms
-        )
+        values = _clamp_to_max(s.histogram.percentiles_ms(percents), s.max_ms)
     else:
         # Locust's figures hold a few fixed percentiles only: plot those.
         known = sorted(
@@ -533,35 +469,20 @@ def percentile_curve(s: RequestStats) -> PercentileCurve | None:
     return PercentileCurve(s.key, s.count, percents, values)
 
 
-def _bucket_values_ms(histogram: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    """(value of each used bucket in ms, its count), for either histogram type.
-
-    ``harness.core.stats.Histogram`` holds nanoseconds (its ``to_hdr`` gives the dense hdrh
-    layout); a bare hdrh ``HdrHistogram`` holds microseconds (``RequestStats``' contract).
-    """
-    if hasattr(histogram, "buckets") and hasattr(histogram, "to_hdr"):
-        hdr, units_per_ms = histogram.to_hdr(), 1_000_000.0
-    elif hasattr(histogram, "counts"):
-        hdr, units_per_ms = histogram, 1000.0
-    else:
-        return None
-    counts = np.ctypeslib.as_array(hdr.counts)[: hdr.counts_len]
-    used = np.flatnonzero(counts)
-    values = np.array(
-        [hdr.get_highest_equivalent_value(hdr.get_value_from_index(int(i))) for i in used],
-        dtype=float,
-    )
-    return values / units_per_ms, counts[used].astype(float)
+def _bucket_values_ms(histogram: Histogram) -> tuple[np.ndarray, np.ndarray]:
+    """(highest equivalent value of each used bucket in ms, its count)."""
+    index, counts = histogram.buckets()
+    values_ms = bucket_layout().highest_ns[index] / NS_PER_MS
+    return values_ms, counts.astype(float)
 
 
 def distribution_bins(s: RequestStats) -> DistributionBins | None:
     """A histogram of durations from the HDR buckets; log-spaced bins for a long tail."""
     if s.count == 0 or s.histogram is None:
         return None
-    buckets = _bucket_values_ms(s.histogram)
-    if buckets is None or buckets[0].size == 0:
+    values_ms, weights = _bucket_values_ms(s.histogram)
+    if values_ms.size == 0:
         return None
-    values_ms, weights = buckets
     low, high = float(values_ms.min()), float(values_ms.max())
     log_x = high > 20.0 * max(low, 0.001)
     if high <= low:
@@ -590,8 +511,9 @@ def distribution_bins(s: RequestStats) -> DistributionBins | None:
 
 
 def _percentile_sort_key(label: str) -> tuple[int, float, str]:
-    if is_percentile_metric(label) or label == "median":
-        return (0, percentile_of(label), label)
+    info = registry.lookup(label)
+    if info is not None and info.percentile is not None:
+        return (0, info.percentile, label)
     return (1, 0.0, label)
 
 

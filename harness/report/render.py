@@ -1,25 +1,35 @@
-"""ReportContext -> report.html and summary.md text, through the package's Jinja2 templates."""
+"""ReportContext -> report.html and summary.md text; the one Jinja environment of every report.
+
+The capacity and trend reports render through ``environment()`` too, so that every template
+is escaped, strict and trimmed the same way and writes numbers with the same filters.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from harness.report.charts import Chart
-from harness.report.context import ReportContext
-from harness.report.format import (
+from harness.core import metrics as registry
+from harness.core.format import (
     DASH,
+    fmt_change,
     fmt_count,
     fmt_ms,
     fmt_number,
+    fmt_p_value,
     fmt_pct,
     fmt_rps,
     fmt_seconds,
+    fmt_sig,
+    fmt_value,
     md_text,
     shorten,
 )
+from harness.report.charts import Chart
+from harness.report.context import ReportContext
 
 # summary.md caps: a CI step summary or a pull-request comment stays under ~60 lines.
 MD_MAX_REASONS = 3
@@ -29,21 +39,42 @@ MD_MAX_REQUESTS = 16  # paybench's own scenarios name 15
 MD_MAX_NAME_CHARS = 60
 
 
-def md_code(text: str) -> str:
-    """A Markdown code span that survives a table cell (``|`` escaped, as GFM allows)."""
-    one_line = shorten(" ".join(str(text).split()), MD_MAX_NAME_CHARS).replace("|", "\\|")
-    fence = "``" if "`" in one_line else "`"
-    pad = " " if fence == "``" else ""
+def md_code(text: str, table: bool = True) -> str:
+    """A Markdown code span that shows any text as written (CommonMark 6.1).
+
+    The fence is a backtick run longer than any inside the text, padded with a space when
+    the text holds a backtick, so no run inside can close it. In a table cell ``|`` is
+    escaped, as GFM allows even inside code; elsewhere the backslash would show.
+    """
+    one_line = shorten(" ".join(str(text).split()), MD_MAX_NAME_CHARS)
+    if table:
+        one_line = one_line.replace("|", "\\|")
+    if not one_line:
+        return "` `"
+    longest = max((len(run) for run in re.findall(r"`+", one_line)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if longest else ""
     return f"{fence}{pad}{one_line}{pad}{fence}"
 
 
 @cache
 def environment() -> Environment:
-    """The templates' environment: HTML autoescaped, Markdown escaped by its own filters."""
+    """The one Jinja environment of every report: run, capacity and trend, HTML and Markdown.
+
+    HTML templates (``*.html.j2``) are autoescaped, so no text from a run is ever markup;
+    Markdown templates (``*.md.j2``) escape through the ``md`` and ``code`` filters instead
+    (an HTML entity would show as itself in a code span); anything else is escaped too.
+    Block tags take their line with them (``trim_blocks``, ``lstrip_blocks``), so templates
+    indent their logic freely. The filters are the formatters of ``harness.core.format``:
+    every report writes a number the way the CLI does.
+    """
     env = Environment(
         loader=PackageLoader("harness.report", "templates"),
         autoescape=select_autoescape(
-            enabled_extensions=("html", "html.j2"), default_for_string=True, default=False
+            enabled_extensions=("html", "html.j2", "xml"),
+            disabled_extensions=("md", "md.j2"),
+            default_for_string=True,
+            default=True,
         ),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
@@ -57,6 +88,11 @@ def environment() -> Environment:
         pct=fmt_pct,
         seconds=fmt_seconds,
         number=fmt_number,
+        value=fmt_value,
+        change=fmt_change,
+        p=fmt_p_value,
+        sig=fmt_sig,
+        unit=registry.unit_of,
         md=md_text,
         code=md_code,
     )

@@ -2,15 +2,17 @@
 
 ``build_trend_context`` is pure (stored rows in, a TrendContext out: series, change points,
 latest vs baseline, budget use); ``write_trend_report`` draws the charts (matplotlib
-Figures drawn by the SVG canvas, no pyplot) and renders the two templates;
-``trend_report`` is the library call behind the command (reads the history).
+Figures drawn by the SVG canvas, no pyplot) and renders the two templates. The command
+behind it, which reads the history, is ``harness.commands.trend``.
 
 Latest vs baseline: the baseline is the median of the ``baseline_runs`` runs before the
 latest, as regression budgets use it (``harness.core.evaluate``). The change is significant
-when the latest run lies outside the 95 % prediction interval of those runs, i.e. the
-two-sided p-value of t = (latest - mean) / (sd * sqrt(1 + 1/n)) with n - 1 degrees of
-freedom is below 0.05 (Hahn and Meeker, "Statistical Intervals" (1991), 4.6); it needs
-at least 3 baseline runs. "rising"/"falling" is the Mann-Kendall test over the last
+when the latest run lies outside the 95 % prediction interval of those runs (Hahn and
+Meeker, "Statistical Intervals" (1991), 4.6): the test the judge uses for regression
+budgets, ``harness.core.stats.above_baseline``, read on both sides here, so a fall in rps
+counts too. The p-value shown is the two-sided one of t = (latest - mean) / (sd * sqrt(1 +
+1/n)) with n - 1 degrees of freedom; it needs at least 3 baseline runs. "rising"/"falling"
+is the Mann-Kendall test over the last
 ``TREND_RUNS`` runs (``harness.core.trends.mann_kendall``). Change points come from
 ``harness.core.trends.detect_change_points`` over each whole series.
 """
@@ -24,29 +26,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from harness.core import metrics as registry
+from harness.core import stats
 from harness.core.budgets import selector_matches
+from harness.core.format import fmt_change
 from harness.core.model import AGGREGATE_KEY, Budget, Budgets, RegressionBudget, metric_unit
-from harness.core.trends import (
-    ChangePoint,
-    detect_change_points,
-    mann_kendall,
-    student_t_two_sided_p,
-)
+from harness.core.trends import ChangePoint, detect_change_points, mann_kendall
 from harness.errors import ConfigError
 from harness.report.charts import inline_svg
-from harness.report.format import DASH, fmt_pct, fmt_value, md_text
-from harness.store import DEFAULT_HISTORY, HistoryStore, RequestMetrics, RunRow
+from harness.report.render import environment
+from harness.runfolder import write_atomic
+from harness.store import RequestMetrics, RunRow
 
 TREND_METRICS = ("p50", "p95", "p99", "error_rate", "rps")
 LATENCY_METRICS = ("p50", "p95", "p99")
 TREND_RUNS = 10  # runs the rising/falling test looks at
-MIN_PREDICTION_RUNS = 3
-SIGNIFICANCE = 0.05
-TEMPLATES = Path(__file__).parent / "templates"
 HTML_FILE = "trend.html"
 MD_FILE = "trend.md"
 
@@ -202,7 +199,7 @@ def _anchor(key: str, used: set[str]) -> str:
 
 
 def _same_metric(budget_metric: str, metric: str) -> bool:
-    return budget_metric == metric or {budget_metric, metric} == {"median", "p50"}
+    return registry.same_quantity(budget_metric, metric)
 
 
 def _absolute_use(b: Budget, latest: float | None) -> BudgetUse:
@@ -264,15 +261,10 @@ def _latest_vs_baseline(
         change = latest - base
     else:
         change = 100.0 * (latest / base - 1.0) if base else None
-    if len(prior) < MIN_PREDICTION_RUNS:
-        return latest, base, len(prior), change, None, None
-    mean, sd = statistics.fmean(prior), statistics.stdev(prior)
-    if sd == 0:
-        p = 1.0 if latest == mean else 0.0
-    else:
-        t = (latest - mean) / (sd * math.sqrt(1.0 + 1.0 / len(prior)))
-        p = student_t_two_sided_p(t, len(prior) - 1)
-    return latest, base, len(prior), change, p, p < SIGNIFICANCE
+    # The history keeps no interval of a run's own samples: with fewer baseline runs than
+    # stats.MIN_PREDICTION_RUNS the significance is unknown.
+    sig = stats.above_baseline(prior, latest)
+    return latest, base, len(prior), change, sig.p_value, sig.outside
 
 
 def _marks(
@@ -445,6 +437,7 @@ def _chart(rt: RequestTrend, n_runs: int) -> str:
     for ax, panel in zip(axes, panels, strict=True):
         for trend in panel:
             color = _COLORS[trend.metric]
+            label = registry.metric(trend.metric).label
             ax.plot(
                 x,
                 _nan(trend.values),
@@ -452,11 +445,11 @@ def _chart(rt: RequestTrend, n_runs: int) -> str:
                 lw=1.3,
                 marker=marker,
                 ms=3.5,
-                label=trend.metric,
+                label=label,
             )
             if trend.budget_line is not None:
                 ax.axhline(
-                    trend.budget_line, color=color, ls="--", lw=1.0, label=f"{trend.metric} budget"
+                    trend.budget_line, color=color, ls="--", lw=1.0, label=f"{label} budget"
                 )
             _plot_marks(ax, trend, color)
         ax.set_ylabel(labels[panel[0].unit], fontsize=9)
@@ -482,8 +475,7 @@ def _alt(rt: RequestTrend) -> str:
     text = f"Trend of {_label(rt.request_key)}"
     if marks:
         text += "; change points: " + "; ".join(
-            f"{m.metric} {_fmt_change(m.change, m.change_unit)} at run {m.run_number}"
-            for m in marks
+            f"{m.metric} {fmt_change(m.change, m.change_unit)} at run {m.run_number}" for m in marks
         )
     return text
 
@@ -491,32 +483,6 @@ def _alt(rt: RequestTrend) -> str:
 # ---------------------------------------------------------------------------------------
 # Rendering
 # ---------------------------------------------------------------------------------------
-
-
-def _fmt_change(v: float | None, unit: str) -> str:
-    if v is None:
-        return DASH
-    return f"{v:+.1f} %" if unit == "%" else f"{v:+.2f} pts"
-
-
-def _fmt_p(p: float | None) -> str:
-    if p is None:
-        return DASH
-    return "< 0.0001" if p < 1e-4 else f"{p:.4f}"
-
-
-def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        # The templates are *.html.j2 / *.md.j2: the default extensions would not match.
-        autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default=False),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters.update(value=fmt_value, change=_fmt_change, p=_fmt_p, pct=fmt_pct, md=md_text)
-    return env
 
 
 def write_trend_report(
@@ -537,86 +503,11 @@ def write_trend_report(
 
 def render_trend_report(out_dir: Path, ctx: TrendContext) -> tuple[Path, Path]:
     charts = {rt.anchor: (_chart(rt, len(ctx.runs)), _alt(rt)) for rt in ctx.requests}
-    env = _environment()
+    env = environment()
     html = env.get_template("trend.html.j2").render(ctx=ctx, charts=charts)
     md = env.get_template("trend.md.j2").render(ctx=ctx)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, text in ((HTML_FILE, html), (MD_FILE, md)):
-        path = out_dir / name
-        tmp = path.with_name(name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)  # a reader never sees half a report
-        paths.append(path)
-    return paths[0], paths[1]
-
-
-# ---------------------------------------------------------------------------------------
-# The command
-# ---------------------------------------------------------------------------------------
-
-
-def _comparable(latest: RunRow, r: RunRow) -> bool:
-    same = (r.users, r.scenario_version, r.target) == (
-        latest.users,
-        latest.scenario_version,
-        latest.target,
-    )
-    return same and (latest.target != "external" or r.host == latest.host)
-
-
-def trend_report(
-    *,
-    out_dir: Path,
-    history: Path = DEFAULT_HISTORY,
-    profile: str | None = None,
-    last: int | None = 30,
-    budgets: Budgets | None = None,
-    baseline_runs: int | None = None,
-    p_value: float = 0.001,
-    min_magnitude: float = 0.0,
-) -> tuple[Path, Path]:
-    """``paybench trend``: the last ``last`` runs of ``profile`` -> trend.html, trend.md.
-
-    Without ``profile``, the profile of the latest run. Only runs comparable with the
-    latest (same users, scenario version, target kind and, for an external target, host)
-    are shown; incomplete and unreliable runs are left out. Those left out are listed.
-    """
-    store = HistoryStore(history, create=False)
-    if profile is None:
-        latest = store.list_runs(last=1)
-        if not latest:
-            raise ConfigError(f"{history}: no runs yet; `paybench run` records runs there")
-        profile = latest[0].profile
-    runs = store.list_runs(profile=profile, last=last)
-    if not runs:
-        known = ", ".join(store.profiles()) or "none"
-        raise ConfigError(
-            f"no runs of profile {profile!r} in {history} (profiles there: {known}); "
-            "pass --profile with one of them"
-        )
-    usable = [r for r in runs if not r.incomplete and r.outcome not in ("INCOMPLETE", "UNRELIABLE")]
-    if not usable:
-        raise ConfigError(
-            f"every run of profile {profile!r} in {history} is incomplete or unreliable"
-        )
-    left_out = [f"{r.run_id}: {r.outcome or 'incomplete'}" for r in runs if r not in usable]
-    shown = [r for r in usable if _comparable(usable[-1], r)]
-    left_out += [
-        f"{r.run_id}: {r.users} users, scenario {r.scenario_version}, {r.target} target "
-        "(differs from the latest run)"
-        for r in usable
-        if r not in shown
+    paths = [
+        write_atomic(out_dir / name, text, option="--out")
+        for name, text in ((HTML_FILE, html), (MD_FILE, md))
     ]
-    n = baseline_runs or (budgets.baseline_runs if budgets else 5)
-    metrics = store.request_metrics([r.run_id for r in shown])
-    return write_trend_report(
-        out_dir,
-        shown,
-        metrics,
-        budgets,
-        baseline_runs=n,
-        p_value=p_value,
-        min_magnitude=min_magnitude,
-        left_out=left_out,
-    )
+    return paths[0], paths[1]

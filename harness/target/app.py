@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import random
 import re
 import secrets
@@ -226,10 +227,25 @@ def initiate_json(order: db.Order) -> dict[str, Any]:
     }
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]}... does not fit a double")
+    return value
+
+
 def _parse_json(raw: bytes) -> Any:
+    """The document, or ``_MALFORMED`` for anything that is not strict JSON paybench can hold:
+    bad syntax or UTF-8, NaN/Infinity (Python's extension), a number that overflows a
+    double, an integer of more digits than Python converts (4300: a ValueError, not a
+    JSONDecodeError), nesting deeper than the recursion limit."""
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError included
         return _MALFORMED
 
 

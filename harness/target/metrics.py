@@ -4,18 +4,21 @@ Hand-written rather than ``prometheus_client``: a dozen series, one process, no 
 dependency. ``paybench_target_requests_total`` is incremented by ``ObservedApp`` just
 before the last byte of each response is handed to the server, so a client that has read a
 response always finds it counted; every request but ``GET /metrics`` is counted, whatever
-its status (404, 413, 500 included).
+its status (404, 413, 500 included). A client that goes away before its body has arrived
+gets no response and is not counted: the log says so in one line.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import psutil
+from starlette.requests import ClientDisconnect
 
 UNMATCHED_ROUTE = "unmatched"  # the one route label of every path no route matches
 METRICS_PATH = "/metrics"
@@ -25,6 +28,22 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+log = logging.getLogger("paybench.target")
+
+
+class _Gone:
+    """The client disconnected before its whole body arrived."""
+
+    def __init__(self, received: int, declared: bytes | None) -> None:
+        self.received = received
+        self.declared = declared
+
+    def describe(self, scope: Scope) -> str:
+        of = f" of {self.declared.decode('latin-1')}" if self.declared else ""
+        return (
+            f"client disconnected after {self.received}{of} body bytes of "
+            f"{scope['method']} {scope['path']}; nothing was done"
+        )
 
 
 class Metrics:
@@ -178,6 +197,10 @@ class ObservedApp:
         metrics.in_flight += 1
         try:
             body_receive = await self._buffer_body(scope, receive)
+            if isinstance(body_receive, _Gone):
+                # A client's doing, not the target's: one line, no traceback, no response.
+                log.warning("%s", body_receive.describe(scope))
+                return
             if body_receive is None:
                 limit = self.max_body_bytes
                 await _send_json(
@@ -191,6 +214,12 @@ class ObservedApp:
                 return
             try:
                 await self.app(scope, body_receive, observed_send)
+            except ClientDisconnect:
+                log.warning(
+                    "client disconnected during %s %s; nothing more was done",
+                    scope["method"],
+                    scope["path"],
+                )
             except Exception as exc:
                 self.log_exception(exc)
                 if status["code"] == 0:
@@ -209,8 +238,9 @@ class ObservedApp:
         finally:
             metrics.in_flight -= 1
 
-    async def _buffer_body(self, scope: Scope, receive: Receive) -> Receive | None:
-        """A receive() that replays the whole body, or None when it is over the limit."""
+    async def _buffer_body(self, scope: Scope, receive: Receive) -> Receive | _Gone | None:
+        """A receive() that replays the whole body, None when it is over the limit, or
+        ``_Gone`` when the client left before sending all of it."""
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         # A declared length over the limit is refused without reading the body.
@@ -223,7 +253,7 @@ class ObservedApp:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return receive
+                return _Gone(size, length)
             body = message.get("body", b"")
             size += len(body)
             if size > self.max_body_bytes:

@@ -299,7 +299,7 @@ def test_stop_when_errors_climb() -> None:
     steps = [step(10, 10.0, error_rate_pct=0.5), step(20, 20.0, error_rate_pct=6.0)]
     decision = stop_decision(steps, RULES, "checkouts")
     assert decision is not None and decision.reason == "errors climbing"
-    assert decision.message == "error rate 6.00 % at 20 users (was 0.500 %)"
+    assert decision.message == "error rate 6.00 % at 20 users (was 0.50 %)"
     steady = [step(10, 10.0, error_rate_pct=6.0), step(20, 20.0, error_rate_pct=6.0)]
     assert stop_decision(steady, RULES, "checkouts") is None  # high but not climbing
 

@@ -1,4 +1,4 @@
-"""`run_capacity` (what `paybench capacity` calls) against the reference target.
+"""`paybench capacity` as a library call (harness.commands.capacity) against the reference target.
 
 The target is given a known capacity: the checkout route group (POST
 /api/payments/v2/initiate) serves ``servers`` requests at once, each for a fixed
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.capacity_run import CapacityResult, run_capacity
+from harness.commands.capacity import CapacityResult, capacity
 from harness.core.capacity import CHECKOUT_KEY as CHECKOUT
 from harness.core.capacity import BrokenBudget, Step, StopRules, analyse
 from harness.errors import ConfigError, TargetError
@@ -63,7 +63,7 @@ def test_the_capacity_of_a_known_target_is_within_ten_percent(
     max_users = start_users + 11 * step_users  # far past the knee: the run must stop itself
     lines: list[str] = []
     started = time.monotonic()
-    result = run_capacity(
+    result = capacity(
         host=None,
         budgets_path=_budgets(tmp_path),
         start_users=start_users,
@@ -143,14 +143,14 @@ def test_option_mistakes_are_one_line_before_anything_starts(
         **options,
     }
     with pytest.raises(ConfigError) as err:
-        run_capacity(**args)  # type: ignore[arg-type]
+        capacity(**args)  # type: ignore[arg-type]
     assert err.value.message == message
     assert not (tmp_path / "reports").exists()  # no run folder for a mistake
 
 
 def test_a_host_that_may_not_be_loaded_is_refused_before_any_request(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
-        run_capacity(
+        capacity(
             host="https://payments.example.invalid",
             budgets_path=_budgets(tmp_path),
             start_users=10,
@@ -167,7 +167,7 @@ def test_a_host_that_may_not_be_loaded_is_refused_before_any_request(tmp_path: P
 def test_a_missing_budgets_file_names_the_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope.yaml"
     with pytest.raises(ConfigError) as err:
-        run_capacity(
+        capacity(
             host=None,
             budgets_path=missing,
             start_users=10,
@@ -220,12 +220,15 @@ def test_the_exit_code_says_whether_the_expected_peak_is_held() -> None:
     assert _result(first_broke, peak=None).exit_code == 1
     interrupted = dataclasses.replace(_result(broke, peak=100.0), interrupted=True)
     assert interrupted.exit_code == 130
+    # Stopped at its deadline or Locust failing: what it measured is reported, not an answer.
+    incomplete = dataclasses.replace(_result(broke, peak=100.0), incomplete_reason="deadline")
+    assert incomplete.exit_code == 3
 
 
 @pytest.mark.e2e
 def test_locust_refusing_its_options_is_one_line_with_the_reason(tmp_path: Path) -> None:
     with pytest.raises(TargetError) as err:
-        run_capacity(
+        capacity(
             host=None,
             budgets_path=_budgets(tmp_path),
             start_users=5,
@@ -244,8 +247,9 @@ def test_locust_refusing_its_options_is_one_line_with_the_reason(tmp_path: Path)
 def test_the_live_monitor_judges_each_step_from_its_own_intervals(tmp_path: Path) -> None:
     """Regression: at epochs of ~1.8e9 an interval boundary must not pull in the next
     step's first interval (float resolution there is ~1e-7 s)."""
-    from harness.capacity_run import _LiveMonitor
+    from harness.commands.capacity import _LiveMonitor
     from harness.core.model import Budget, Budgets
+    from harness.runfolder import read_live
 
     e0 = 1_795_000_000.0
     lines = []
@@ -284,8 +288,10 @@ def test_the_live_monitor_judges_each_step_from_its_own_intervals(tmp_path: Path
         ),
     )
     said: list[str] = []
-    monitor = _LiveMonitor(tmp_path, (10, 20, 30), 8.0, 1.0, budgets, StopRules(30), said.append)
-    decision = monitor.poll()
+    monitor = _LiveMonitor((10, 20, 30), 8.0, 1.0, budgets, StopRules(30), said.append)
+    for line in read_live(tmp_path / "paybench.live.jsonl", 0)[0]:
+        monitor.feed(line)
+    decision = monitor.decision
     # step 1: steady [e0 + 4, e0 + 8): 4 intervals of 5; step 2: [e0 + 12, e0 + 16): 9 each
     assert [(s.users, s.checkout_rps, s.duration_s) for s in monitor.steps] == [
         (10, 5.0, 4.0),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,32 @@ def test_capacity_command_answers_and_writes_its_reports(tmp_path: Path) -> None
     assert "One instance holds the budgets" in r.stdout
     assert "x the expected peak of 1 requests/s" in r.stdout
     assert (run_dir / "capacity.html").is_file() and (run_dir / "capacity.md").is_file()
+
+
+def test_a_capacity_run_json_has_the_fields_of_a_run_json(tmp_path: Path) -> None:
+    """Regression: capacity runs built their run.json apart from `paybench run` and left out
+    locust_version and git_commit."""
+    capacity_out, run_out = tmp_path / "capacity", tmp_path / "run"
+    r = paybench(
+        "capacity",
+        *("--start-users", "2", "--step-users", "2", "--max-users", "4", "--step-time", "3s"),
+        *("--expected-peak-rps", "1", "--out", str(capacity_out)),
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = paybench("run", "--run-time", "5s", "--out", str(run_out), "--no-history")
+    assert r.returncode == 0, r.stdout + r.stderr
+    capacity = json.loads((only_run_dir(capacity_out) / "run.json").read_text())
+    run = json.loads((only_run_dir(run_out) / "run.json").read_text())
+
+    assert sorted(capacity) == sorted(run)
+    assert (capacity["kind"], run["kind"]) == ("capacity", "run")
+    for doc in (capacity, run):
+        assert doc["format"] == "paybench-run" and doc["format_version"] == 1
+        assert doc["status"] == "finished" and doc["incomplete"] is False
+        assert doc["locust_version"] == run["locust_version"] is not None
+        assert doc["git_commit"] == run["git_commit"]
+        assert doc["target"] == "reference" and doc["host"].startswith("http://127.0.0.1:")
+    assert capacity["extra"]["capacity"]["steps"] == [2, 4]
 
 
 def test_capacity_refuses_a_step_time_too_short(tmp_path: Path) -> None:

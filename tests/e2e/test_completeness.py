@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.pipeline import HEALTH_PATHS
+from harness.preflight import HEALTH_PATHS
 from harness.target.process import ReferenceTarget
 from tests.e2e.helpers import load_summary, only_run_dir, paybench
 

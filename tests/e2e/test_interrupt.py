@@ -51,15 +51,17 @@ def test_ctrl_c_keeps_the_measurements_and_exits_130(tmp_path: Path) -> None:
             pytest.fail(f"no progress line within 60 s: {seen}")
         run_dir = only_run_dir(out)
         host = json.loads((run_dir / "run.json").read_text())["host"]
-        started = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
+        stdout, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
     assert proc.returncode == 130, stdout + stderr
-    assert time.monotonic() - started < 30  # stopped promptly, not at the end of the 60 s
+    # Locust stopped at the Ctrl-C, not at the end of its 60 s (measured by the recording,
+    # not by the wall clock of a machine that may be busy).
+    recording = json.loads((run_dir / "paybench.hdr.json").read_text())
+    assert recording["test_stop_epoch"] - recording["test_start_epoch"] < 60
     assert "Traceback" not in stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["incomplete"] is True

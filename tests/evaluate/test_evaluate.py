@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hdrh.histogram import HdrHistogram
 
 from harness.core import stats
 from harness.core.budgets import parse_budgets
@@ -14,9 +13,6 @@ from harness.core.evaluate import (
     evaluate,
     exit_code,
     margin_pct,
-    prediction_interval,
-    student_t_quantile,
-    wilson_interval,
 )
 from harness.core.model import AGGREGATE_KEY, Baseline, Budgets, RequestStats
 from harness.errors import EXIT_BUDGET_BROKEN, EXIT_OK, EXIT_UNJUDGEABLE
@@ -128,18 +124,6 @@ def test_marginal_when_the_interval_straddles_the_limit() -> None:
     assert (broken.status, broken.marginal) == ("fail", True)
     clear = only(evaluate(result, budgets('requests: {"GET /api/plans": {p95: "< 80ms"}}')))
     assert (clear.status, clear.marginal) == ("pass", False)
-
-
-def test_bare_hdrh_histograms_of_microseconds_get_an_interval_too() -> None:
-    hdr = HdrHistogram(1, 600_000_000, 3)
-    for value_ms in ONE_TO_100:
-        hdr.record_value(int(value_ms * 1000))
-    plain = request(PLANS, ONE_TO_100)
-    bare = RequestStats(**{**plain.__dict__, "histogram": hdr, "interval_histograms": ()})
-    r = only(evaluate(run(bare), budgets('requests: {"GET /api/plans": {p95: "< 300ms"}}')))
-    assert r.measured == pytest.approx(95.0, rel=1e-3)
-    assert r.ci_low == pytest.approx(90.0, rel=2e-3)
-    assert r.ci_high == pytest.approx(100.0, rel=2e-3)
 
 
 # --- no samples -------------------------------------------------------------------------------
@@ -287,7 +271,9 @@ def test_a_significant_rise_breaks_and_names_the_baseline() -> None:
     assert (verdict.outcome, r.status, r.baseline) == ("FAIL", "fail", BASELINE_TEXT)
     assert r.limit == pytest.approx(50.5 * 1.1)
     assert r.margin_pct < 0
-    assert "vs baseline 50.5 ms (median of the last 5 runs of profile nightly): +88.2%" in r.message
+    assert "vs baseline 50.5 ms (median of the last 5 runs of profile nightly): +88.2 %" in (
+        r.message
+    )
     assert "above the 95 % prediction interval" in r.message
     assert r.message.endswith("; broken")
 
@@ -297,7 +283,7 @@ def test_a_rise_within_run_to_run_noise_holds_when_only_significant_rises_count(
     result = run(request(INITIATE, ONE_TO_100))
     r = only(evaluate(result, budgets(P95_SIGNIFICANT), noisy))
     assert (r.status, r.baseline) == ("pass", BASELINE_TEXT)
-    assert "+18.8%" in r.message
+    assert "+18.8 %" in r.message
     assert "within the 95 % prediction interval" in r.message
     assert r.message.endswith("holds: the rise is not significant")
     # Without "significant" the same rise breaks.
@@ -373,24 +359,17 @@ def test_a_regression_budget_on_a_name_that_never_ran_is_no_samples() -> None:
 # --- the statistics behind them ----------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("df", "t"), [(1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (29, 2.045)]
-)
-def test_student_t_quantiles_match_the_published_table(df: int, t: float) -> None:
-    assert student_t_quantile(0.975, df) == pytest.approx(t, abs=5e-4)
-
-
-def test_prediction_interval() -> None:
-    low, high = prediction_interval([10.0, 12.0, 14.0])
-    half = 4.302653 * 2.0 * (1 + 1 / 3) ** 0.5  # t(0.975, 2) * sd * sqrt(1 + 1/n)
-    assert (low, high) == pytest.approx((12.0 - half, 12.0 + half), rel=1e-6)
-
-
-def test_wilson_interval_matches_newcombe() -> None:
-    # Newcombe, Statistics in Medicine 17 (1998) 857-872, table I: 81/263 -> 0.2553-0.3662.
-    low, high = wilson_interval(81, 263)
-    assert (low, high) == pytest.approx((25.53, 36.62), abs=0.01)
-    assert wilson_interval(0, 100) == pytest.approx((0.0, 3.70), abs=0.01)
+def test_a_long_run_of_250_intervals_is_judged_with_intervals() -> None:
+    """Guards the long-run judging crash: an avg budget over more interval histograms than
+    the bootstrap's block cap (a 500 s run at 2 s intervals) raised a matmul ValueError."""
+    values = np.random.default_rng(1).lognormal(np.log(40.0), 0.3, 5_000)
+    result = run(request(PLANS, values, duration_s=500.0, intervals=250))
+    text = 'requests: {"GET /api/plans": {avg: "< 300ms", p95: "< 300ms"}}'
+    verdict = evaluate(result, budgets(text))
+    assert verdict.outcome == "PASS"
+    for r in verdict.results:
+        assert r.ci_low is not None and r.ci_high is not None
+        assert r.ci_low <= r.measured <= r.ci_high
 
 
 def test_margin_of_a_zero_limit_is_none() -> None:
@@ -403,4 +382,4 @@ def test_histograms_from_stats_are_what_runs_hold() -> None:
     # Guard for the fixtures: the judge sees exactly the latencies recorded.
     h = request(PLANS, ONE_TO_100).histogram
     assert isinstance(h, stats.Histogram)
-    assert h.get_total_count() == 100
+    assert h.count == 100

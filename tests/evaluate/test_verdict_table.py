@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from harness.core.evaluate import (
     outcome_line,
     verdict_rows,
 )
+from harness.core.format import DASH
 from harness.core.model import Baseline, Verdict
 from tests.evaluate.literal_runs import request, run
 
@@ -48,32 +50,40 @@ def verdict() -> Verdict:
 GOLDEN = Path(__file__).parent / "golden"
 
 
-def golden(name: str) -> list[str]:
+def golden(name: str, lines: list[str]) -> list[str]:
+    """The golden file's lines; ``PAYBENCH_UPDATE_GOLDEN=1`` writes ``lines`` there first."""
+    if os.environ.get("PAYBENCH_UPDATE_GOLDEN"):
+        (GOLDEN / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return (GOLDEN / name).read_text(encoding="utf-8").splitlines()
 
 
 def test_wide_table_has_one_line_per_result_with_the_request_first() -> None:
-    assert format_verdict_table(verdict(), width=140) == golden("verdict_140.txt")
+    lines = format_verdict_table(verdict(), width=140)
+    assert lines == golden("verdict_140.txt", lines)
 
 
 def test_narrow_table_puts_each_request_name_on_its_own_line() -> None:
     lines = format_verdict_table(verdict(), width=100)
-    assert lines == golden("verdict_100.txt")
+    assert lines == golden("verdict_100.txt", lines)
     assert all(len(line) <= 100 for line in lines)
 
 
 def test_rows_carry_the_columns_of_the_header() -> None:
     rows = verdict_rows(verdict())
     assert all(len(row) == len(TABLE_HEADER) for row in rows)
-    assert rows[3] == ["GET /api/subscriptions/current", "avg", "-", "< 1s", "-", "", "NO SAMPLES"]
+    subscription = "GET /api/subscriptions/current"
+    assert rows[3] == [subscription, "avg", DASH, "< 1s", DASH, DASH, "NO SAMPLES"]
 
 
 def test_outcome_lines() -> None:
-    assert outcome_line(Verdict("PASS", ())) == "PASS: no budgets to judge"
-    assert outcome_line(Verdict("UNRELIABLE", (), ("generator CPU at 97 %",))) == (
-        "UNRELIABLE: the run is an unreliable measurement: generator CPU at 97 %"
+    assert outcome_line(Verdict("PASS", ())) == "PASS: no budgets were set"
+    unreliable = Verdict("UNRELIABLE", (), ("generator CPU at 97 %",))
+    assert outcome_line(unreliable) == (
+        "UNRELIABLE: the run is an unreliable measurement and cannot be judged; "
+        "no budgets were set"
     )
+    assert format_verdict_table(unreliable)[1:] == ["why: generator CPU at 97 %"]
     assert outcome_line(Verdict("INCOMPLETE", (), ("interrupted after 4 s",))) == (
-        "INCOMPLETE: the run did not finish: interrupted after 4 s"
+        "INCOMPLETE: the run did not finish; no budgets were set"
     )
-    assert format_verdict_table(Verdict("PASS", ())) == ["PASS: no budgets to judge"]
+    assert format_verdict_table(Verdict("PASS", ())) == ["PASS: no budgets were set"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.commands.compare import compare_refs
 from harness.core.compare import (
     CHECKED_METADATA,
     compare_runs,
@@ -16,7 +17,7 @@ from harness.core.compare import (
 )
 from harness.core.model import AGGREGATE_KEY
 from harness.errors import ConfigError
-from harness.store import HistoryStore, compare_refs
+from harness.store import HistoryStore
 from tests.history.historydata import INITIATE, PLANS, make_run, request_stats
 
 

@@ -12,19 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from harness.core.model import AGGREGATE_KEY, Verdict
-from harness.errors import ConfigError, FormatError
-from harness.store import (
-    APPLICATION_ID,
-    EXPORT_COLUMNS,
-    SCHEMA_VERSION,
-    HistoryStore,
+from harness.commands.compare import load_run
+from harness.commands.history import (
     format_imported,
     history_export,
     history_import,
     history_list,
-    load_run,
 )
+from harness.core.model import AGGREGATE_KEY, Verdict
+from harness.errors import ConfigError, FormatError
+from harness.store import APPLICATION_ID, EXPORT_COLUMNS, SCHEMA_VERSION, HistoryStore
 from tests.history.historydata import INITIATE, PLANS, make_run, nightly_id, nightly_start
 
 HERE = Path(__file__).parent

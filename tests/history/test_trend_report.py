@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.commands.trend import trend_report
 from harness.core.model import AGGREGATE_KEY, Budget, Budgets, RegressionBudget
 from harness.errors import ConfigError
-from harness.report.trend import build_trend_context, trend_report, write_trend_report
+from harness.report.trend import build_trend_context, write_trend_report
 from harness.store import HistoryStore, RequestMetrics, RunRow
 from tests.history.historydata import INITIATE, make_run, nightly_id, nightly_start
 

@@ -13,6 +13,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PAYMENTS = ROOT / "locustfiles" / "payments.py"
 PROFILES = ROOT / "locustfiles" / "profiles"
 LOCUST_TIMEOUT_S = 60.0
+UNTIL_TIMEOUT_S = 180.0  # a run_locust_until run: the bound, not the expected length
+STOP_TIMEOUT_S = 60.0  # from Ctrl-C to Locust's exit, outputs written
+POLL_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -86,13 +91,110 @@ def run_locust(
         raise AssertionError(
             f"locust did not finish within {timeout_s:g} s:\n{log[-3000:]}"
         ) from None
+    return _outputs(prefix, proc.returncode, log)
+
+
+def _outputs(prefix: Path, returncode: int, log: str) -> LocustRun:
     entries: dict[tuple[str, str], dict] = {}
     json_path = Path(f"{prefix}.json")  # Locust appends .json to --json-file
     if json_path.exists():
         entries = {(e["method"], e["name"]): e for e in json.loads(json_path.read_text())}
-    failures: list[dict[str, str]] = []
-    failures_path = Path(f"{prefix}_failures.csv")
-    if failures_path.exists():
-        with failures_path.open(newline="") as f:
-            failures = list(csv.DictReader(f))
-    return LocustRun(proc.returncode, log, entries, failures)
+    return LocustRun(returncode, log, entries, _csv_rows(Path(f"{prefix}_failures.csv")))
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def run_locust_until(
+    host: str,
+    out_dir: Path,
+    *args: str,
+    until: Callable[[LocustRun], bool],
+    what: str,
+    profile: str | None = "smoke",
+    timeout_s: float = UNTIL_TIMEOUT_S,
+    env: dict[str, str] | None = None,
+) -> LocustRun:
+    """Plain ``locust --headless`` on payments.py until ``until`` holds, then Ctrl-C.
+
+    A count-based end instead of a run time: a run that needs some requests (a failed
+    initiate, enough samples for a median) lasts until Locust has recorded them, however
+    slow the machine is. ``until`` sees what Locust itself has written so far: its
+    ``_stats.csv`` (requests and failures per name, as ``count``/``failed``) and
+    ``_failures.csv``, which Locust rewrites every second; whatever they hold is in the
+    final outputs too. ``timeout_s`` bounds the run (as its ``--run-time`` and as our wait):
+    the condition not holding by then fails the test, naming ``what``.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prefix = out_dir / "locust"
+    command = [sys.executable, "-m", "locust", "--headless", "-f", str(PAYMENTS)]
+    if profile:
+        command += ["--config", str(PROFILES / f"{profile}.conf")]
+    command += ["--host", host, "--json-file", str(prefix), "--csv", str(prefix)]
+    command += ["--only-summary", *args, "--run-time", f"{timeout_s:g}s"]
+    log_path = out_dir / "locust.log"
+    # The log goes to a file: a pipe nobody reads while we poll could fill and stall Locust.
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
+    try:
+        held = _poll(proc, prefix, until, timeout_s)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # Locust stops its users and writes its outputs
+        proc.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise AssertionError(
+            f"locust did not stop within {STOP_TIMEOUT_S:g} s of Ctrl-C:\n"
+            f"{log_path.read_text()[-3000:]}"
+        ) from None
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    log_text = log_path.read_text()
+    if not held:
+        raise AssertionError(
+            f"locust never recorded {what} within {timeout_s:g} s:\n{log_text[-3000:]}"
+        )
+    return _outputs(prefix, proc.returncode, log_text)
+
+
+def _poll(
+    proc: subprocess.Popen[str], prefix: Path, until: Callable[[LocustRun], bool], timeout_s: float
+) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if until(_so_far(prefix)):
+            return True
+        time.sleep(POLL_S)  # Locust rewrites its CSV files once a second
+    return until(_so_far(prefix))
+
+
+def _so_far(prefix: Path) -> LocustRun:
+    """What Locust's CSV files hold now, as a LocustRun (``count`` and ``failed`` only)."""
+    entries: dict[tuple[str, str], dict] = {}
+    try:
+        for row in _csv_rows(Path(f"{prefix}_stats.csv")):
+            if row.get("Name") != "Aggregated":
+                key = (row["Type"], row["Name"])
+                entries[key] = {
+                    "num_requests": int(row["Request Count"]),
+                    "num_failures": int(row["Failure Count"]),
+                }
+        failures = _csv_rows(Path(f"{prefix}_failures.csv"))
+    except (KeyError, TypeError, ValueError, csv.Error):
+        return LocustRun(0, "", {}, [])  # caught mid-rewrite: ask again at the next poll
+    return LocustRun(0, "", entries, failures)

@@ -1,7 +1,10 @@
 """Plain ``locust --headless`` runs of payments.py against the reference target, on loopback.
 
-Each run is bounded by its profile's run time (or a shape that stops by itself) and by a
-subprocess timeout; the targets are stopped by the fixture.
+A test that needs some requests to have happened (a failed initiate, enough samples for a
+median) runs Locust until Locust has recorded them (``run_locust_until``), not for a run
+time that a busy machine may fill with too few. The others are bounded by their profile's
+run time (or a shape that stops by itself); every run has a subprocess timeout, and the
+targets are stopped by the fixture.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness.core import catalogue
-from tests.locustfiles.locust_runs import run_locust
+from tests.locustfiles.locust_runs import LocustRun, run_locust, run_locust_until
 
 pytestmark = pytest.mark.e2e
 
@@ -60,14 +63,30 @@ def test_smoke_profile_exercises_every_request_name_without_failures(
     assert set(run.entries) == set(catalogue.ALL)
 
 
+INJECTED = (catalogue.PLANS, catalogue.INITIATE, catalogue.STATUS)
+
+
+def _failure_rows(run: LocustRun) -> set[tuple[str, str]]:
+    return {(row["Method"], row["Name"]) for row in run.failures}
+
+
 def test_injected_errors_fail_under_the_right_names_with_clear_messages(
     reference_target, tmp_path: Path
 ) -> None:
+    """Regression: a 6-second run on a busy machine once sent too few initiates for one of
+    them to draw an injected fault; the run now lasts until each name has failed."""
     target = reference_target(error_rate=0.3)
-    run = run_locust(target.url, tmp_path, "--run-time", "6s", "--exit-code-on-error", "0")
+    run = run_locust_until(
+        target.url,
+        tmp_path,
+        "--exit-code-on-error",
+        "0",
+        until=lambda so_far: set(INJECTED) <= _failure_rows(so_far),
+        what="a failure row for each of plans, initiate and status",
+    )
 
     assert run.returncode == 0, run.log[-3000:]
-    for key in (catalogue.PLANS, catalogue.INITIATE, catalogue.STATUS):
+    for key in INJECTED:
         assert run.failed(key) > 0, (key, run.entries.get(key))
     # The target never injects faults into health checks, nor into a rejected forgery.
     for key in [*HEALTH_NAMES, catalogue.WEBHOOK_FORGED]:
@@ -86,9 +105,10 @@ def test_injected_errors_fail_under_the_right_names_with_clear_messages(
             assert "no order: initiate failed (see POST /api/payments/v2/initiate)" in error, row
         else:
             raise AssertionError(f"unexpected failure row {row}")
-    # Locust rewrites the failures CSV once a second, so it may lag the JSON by a few rows.
-    rows = {(row["Method"], row["Name"]) for row in run.failures}
-    assert {catalogue.PLANS, catalogue.INITIATE, catalogue.STATUS} <= rows
+    # Locust rewrites the failures CSV once a second, so it may lag the JSON by a few rows;
+    # the rows the run waited for are in it.
+    rows = _failure_rows(run)
+    assert set(INJECTED) <= rows
     assert all(run.failed(key) > 0 for key in rows)
 
 
@@ -104,16 +124,29 @@ FIXED_MODEL = {
 }
 
 
+COMPARED = (catalogue.PLANS, catalogue.INITIATE, catalogue.STATUS, catalogue.SUBSCRIPTION)
+MEDIAN_SAMPLES = 15  # per name and run: enough for the median of a fixed service time
+
+
 def test_a_slower_target_is_slower_under_the_right_names(reference_target, tmp_path: Path) -> None:
-    base = run_locust(reference_target(**FIXED_MODEL).url, tmp_path / "base", "--run-time", "6s")
-    slow = run_locust(
-        reference_target(**FIXED_MODEL, slowdown=5.0).url, tmp_path / "slow", "--run-time", "6s"
+    def enough(so_far: LocustRun) -> bool:
+        return all(so_far.count(key) >= MEDIAN_SAMPLES for key in COMPARED)
+
+    what = f"{MEDIAN_SAMPLES} requests of each compared name"
+    base = run_locust_until(
+        reference_target(**FIXED_MODEL).url, tmp_path / "base", until=enough, what=what
+    )
+    slow = run_locust_until(
+        reference_target(**FIXED_MODEL, slowdown=5.0).url,
+        tmp_path / "slow",
+        until=enough,
+        what=what,
     )
 
     for run in (base, slow):
         assert run.returncode == 0, run.log[-3000:]
         assert run.failures == []
-    for key in (catalogue.PLANS, catalogue.INITIATE, catalogue.STATUS, catalogue.SUBSCRIPTION):
+    for key in COMPARED:
         base_ms, slow_ms = base.median_ms(key), slow.median_ms(key)
         # 5 x 20 ms of service time (and more for PhonePe's calls) under exactly this name.
         assert slow_ms >= 0.9 * 5 * FIXED_ROUTES_MS, (key, base_ms, slow_ms)
@@ -161,8 +194,13 @@ def test_credentials_from_the_environment_are_used_and_never_printed(
     monkeypatch.setenv("PAYBENCH_WEBHOOK_USERNAME", "pb_bench_user")
     monkeypatch.setenv("PAYBENCH_WEBHOOK_PASSWORD", secret)
     target = reference_target()
-    run = run_locust(
-        target.url, tmp_path, "--run-time", "4s", "--html", str(tmp_path / "report.html")
+    run = run_locust_until(
+        target.url,
+        tmp_path,
+        "--html",
+        str(tmp_path / "report.html"),
+        until=lambda so_far: so_far.count(catalogue.WEBHOOK_COMPLETED) > 0,
+        what="a completed webhook (a genuine, authenticated delivery)",
     )
 
     assert run.returncode == 0, run.log[-3000:]

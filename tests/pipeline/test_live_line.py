@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from harness.commands.run import live_line
 from harness.core.budgets import parse_budgets
-from harness.locust_run import Progress
-from harness.pipeline import live_line
+from harness.runfolder import LiveLine
 
 BUDGETS = parse_budgets(
     """
@@ -21,8 +21,8 @@ requests:
 )
 
 
-def progress(per_request: dict) -> Progress:
-    return Progress(
+def progress(per_request: dict) -> LiveLine:
+    return LiveLine(
         elapsed_s=12.0, users=6, requests=480, failures=2, rps=41.5, per_request=per_request
     )
 

@@ -184,7 +184,8 @@ def test_sigterm_still_writes_a_complete_recording(loopback_factory, tmp_path: P
     finally:
         stop_process(proc)
     rec = load_recording(run_dir / HDR_FILE)
-    assert rec.test_stop_epoch - rec.test_start_epoch < 30
+    # Stopped by the signal, before its 60 s run time (however slow the machine).
+    assert rec.test_stop_epoch - rec.test_start_epoch < 60
     assert sum(s.count + s.cut_off for s in rec.request_stats()) == server.served()
 
 

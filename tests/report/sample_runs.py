@@ -1,15 +1,12 @@
 """Literal runs for the report tests: real histograms filled from a seeded generator.
 
-By default the histograms are ``harness.core.stats.Histogram`` (what ``paybench run`` records);
-``kind="hdrh"`` gives bare hdrh HdrHistograms of microseconds, the other type that
-``RequestStats.histogram`` may hold.
+The histograms are ``harness.core.stats.Histogram``, what ``paybench run`` records and the
+only type ``RequestStats.histogram`` holds.
 """
 
 from __future__ import annotations
 
 import random
-
-from hdrh.histogram import HdrHistogram
 
 from harness.core import catalogue, stats
 from harness.core.model import (
@@ -39,17 +36,13 @@ SHAPES = (
 )
 
 
-def new_histogram(kind: str = "stats"):
-    return HdrHistogram(1, 600_000_000, 3) if kind == "hdrh" else stats.new_histogram()
+def new_histogram() -> stats.Histogram:
+    return stats.new_histogram()
 
 
-def histogram_of(latencies_us: list[int], kind: str = "stats"):
-    h = new_histogram(kind)
-    if kind == "hdrh":
-        for us in latencies_us:
-            h.record_value(us)
-    else:
-        h.record_ms_array([us / 1000.0 for us in latencies_us])
+def histogram_of(latencies_us: list[int]) -> stats.Histogram:
+    h = new_histogram()
+    h.record_ms_array([us / 1000.0 for us in latencies_us])
     return h
 
 
@@ -60,9 +53,8 @@ def stats_from(
     failures: int,
     duration_s: float,
     cut_off: int = 0,
-    kind: str = "stats",
 ) -> RequestStats:
-    h = histogram_of(latencies_us, kind)
+    h = histogram_of(latencies_us)
     n = len(latencies_us)
     return RequestStats(
         request_type=request_type,
@@ -110,7 +102,7 @@ def budget(selector: str, metric: str, op: str, limit: float, text: str) -> Budg
     )
 
 
-def make_sample(kind: str = "stats") -> tuple[RunResult, Verdict, Budgets]:
+def make_sample() -> tuple[RunResult, Verdict, Budgets]:
     """A 60 s nightly run: 6 request names, a ramp, a timeline, failures, 7 budgets."""
     rng = random.Random(1)
     steady_s = 50.0
@@ -118,12 +110,12 @@ def make_sample(kind: str = "stats") -> tuple[RunResult, Verdict, Budgets]:
     for rtype, name, median_ms, sigma, n in SHAPES:
         lat = [max(1, int(rng.lognormvariate(0, sigma) * median_ms * 1000)) for _ in range(n)]
         failures = 3 if name == catalogue.INITIATE[1] else 0
-        requests.append(stats_from(rtype, name, lat, failures, steady_s, kind=kind))
+        requests.append(stats_from(rtype, name, lat, failures, steady_s))
         ramp_lat = [
             max(1, int(rng.lognormvariate(0, sigma) * median_ms * 900)) for _ in range(n // 10)
         ]
-        ramp.append(stats_from(rtype, name, ramp_lat, 0, 10.0, kind=kind))
-    total_h = new_histogram(kind)
+        ramp.append(stats_from(rtype, name, ramp_lat, 0, 10.0))
+    total_h = new_histogram()
     for s in requests:
         if s.request_type != "FLOW":
             total_h.add(s.histogram)

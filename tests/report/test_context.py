@@ -6,7 +6,6 @@ import dataclasses
 import math
 
 import pytest
-from hdrh.histogram import HdrHistogram
 
 from harness.core import catalogue
 from harness.core.model import (
@@ -24,7 +23,6 @@ from harness.report.context import (
     MAX_TIMELINE_POINTS,
     build_report_context,
     curve_percentiles,
-    hdr_values_at_percentiles,
 )
 from tests.report.sample_runs import SCRIPT, budget, make_sample, meta, new_histogram, stats_from
 
@@ -36,7 +34,7 @@ FLOW_KEY = request_key(*catalogue.FLOW_CHECKOUT)
 def test_verdict_headline_and_the_broken_and_marginal_budgets(sample):
     ctx = build_report_context(*sample)
     assert ctx.outcome == "FAIL"
-    assert ctx.headline == "1 of 7 budgets broken"
+    assert ctx.headline == "1 of 7 budgets broken (1 marginal)"
     assert [b.name for b in ctx.broken] == [f"{STATUS_KEY} p95 < 250 ms"]
     assert [b.name for b in ctx.marginal] == [f"{WEBHOOK_KEY} p95 < 150 ms"]
     assert ctx.reasons == ()
@@ -78,9 +76,8 @@ def test_facts_name_the_run(sample):
     assert facts["Measurement"].startswith("exact")
 
 
-@pytest.mark.parametrize("kind", ["stats", "hdrh"])
-def test_request_rows_are_the_exact_percentiles(kind):
-    result, verdict, budgets = make_sample(kind)
+def test_request_rows_are_the_exact_percentiles(sample):
+    result, verdict, budgets = sample
     ctx = build_report_context(result, verdict, budgets)
     assert [r.key for r in ctx.requests] == [s.key for s in result.requests]
     for row, s in zip(ctx.requests, result.requests, strict=True):
@@ -102,19 +99,18 @@ def test_request_rows_are_the_exact_percentiles(kind):
     assert ctx.total.error_rate_pct == pytest.approx(100 * 3 / result.total.count)
 
 
-@pytest.mark.parametrize("kind", ["stats", "hdrh"])
-def test_ramp_total_merges_the_histograms_of_every_name_but_flows(kind):
-    result, verdict, budgets = make_sample(kind)
+def test_ramp_total_merges_the_histograms_of_every_name_but_flows(sample):
+    result, verdict, budgets = sample
     ctx = build_report_context(result, verdict, budgets)
     assert [r.key for r in ctx.ramp] == [s.key for s in result.ramp]
     plain = [s for s in result.ramp if s.request_type != "FLOW"]
-    merged = new_histogram(kind)
+    merged = new_histogram()
     for s in plain:
         merged.add(s.histogram)
     total = ctx.ramp_total
     assert total is not None and total.count == sum(s.count for s in plain)
     assert total.p95_ms == pytest.approx(
-        min(merged.get_value_at_percentile(95) / 1000.0, max(s.max_ms for s in plain))
+        min(merged.percentile_ms(95), max(s.max_ms for s in plain))
     )
 
 
@@ -124,16 +120,6 @@ def test_ramp_total_without_histograms_leaves_percentiles_unknown(sample):
     ctx = build_report_context(dataclasses.replace(result, ramp=bare), verdict, budgets)
     assert ctx.ramp_total.count == sum(s.count for s in bare if s.request_type != "FLOW")
     assert ctx.ramp_total.p95_ms is None and ctx.ramp_total.avg_ms is not None
-
-
-def test_hdr_values_at_percentiles_equal_hdrh_one_by_one():
-    h = HdrHistogram(1, 600_000_000, 3)
-    for us in (5, 17, 980, 1001, 1500, 20_000, 20_011, 3_000_000, 3_000_000, 599_000_000):
-        h.record_value(us)
-    percents = (0.0, 1.0, 10.0, 33.3, 50.0, 90.0, 99.0, 99.9, 100.0)
-    assert hdr_values_at_percentiles(h, percents) == tuple(
-        h.get_value_at_percentile(p) for p in percents
-    )
 
 
 def test_curves_reach_as_far_as_the_samples_resolve():
@@ -242,13 +228,14 @@ def test_unreliable_and_incomplete_runs_say_why():
     ctx = build_report_context(result, verdict, budgets)
     assert ctx.outcome == "UNRELIABLE"
     assert ctx.headline == (
-        "unreliable measurement: the run cannot be judged (1 of 7 budgets broken)"
+        "the run is an unreliable measurement and cannot be judged; "
+        "1 of 7 budgets broken (1 marginal)"
     )
     assert ctx.reasons == ("the load generator's CPU reached 97 %", "interrupted after 31 s")
     facts = {f.label: f.value for f in ctx.facts}
     assert facts["Incomplete"] == "interrupted after 31 s"
     incomplete = build_report_context(result, Verdict("INCOMPLETE", (), ("stopped",)), None)
-    assert incomplete.headline == "the run did not finish (no budgets were set)"
+    assert incomplete.headline == "the run did not finish; no budgets were set"
 
 
 def test_regression_skipped_and_no_samples_rows():
@@ -278,7 +265,7 @@ def test_regression_skipped_and_no_samples_rows():
     assert (skipped.status, skipped.broken) == ("SKIPPED", False)
     assert (none.status, none.broken, none.measured_text) == ("NO SAMPLES", True, "\u2013")
     assert [b.status for b in ctx.broken] == ["FAIL", "NO SAMPLES"]
-    assert ctx.headline == "2 of 3 budgets broken"
+    assert ctx.headline == "2 of 3 budgets broken (1 skipped)"
     # A regression's limit moves with its baseline: no fixed line on the charts.
     assert [(b.request_key, b.metric) for b in ctx.budget_lines] == [("GET /api/nothing", "p95")]
 

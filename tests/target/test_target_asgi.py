@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import httpx
+import pytest
 
 from harness.target.metrics import ASGIApp, Message, Metrics, ObservedApp, Receive, Scope, Send
 
@@ -60,3 +62,44 @@ def test_metrics_path_is_not_counted() -> None:
     metrics, logged = Metrics(), list[BaseException]()
     asyncio.run(_request(_wrap(_echo_app, metrics, logged), "GET", "/metrics"))
     assert metrics.requests == {}
+
+
+def test_a_client_gone_mid_body_is_logged_in_one_line_and_not_answered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Regression: a disconnect in the middle of a body reached the app as ClientDisconnect
+    and was logged with a traceback; the app is not called at all now."""
+    metrics, logged = Metrics(), list[BaseException]()
+    called: list[Scope] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        called.append(scope)
+
+    messages = [
+        {"type": "http.request", "body": b'{"plan', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> Message:
+        return messages.pop(0)
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/api/payments/v2/initiate",
+        "headers": [(b"content-length", b"50")],  # under the wrapper's cap of 100
+    }
+    with caplog.at_level(logging.WARNING, logger="paybench.target"):
+        asyncio.run(_wrap(app, metrics, logged)(scope, receive, send))
+    assert called == [] and sent == [] and logged == []
+    assert [r.getMessage() for r in caplog.records] == [
+        "client disconnected after 6 of 50 body bytes of POST /api/payments/v2/initiate; "
+        "nothing was done"
+    ]
+    assert all(r.exc_info is None for r in caplog.records)
+    assert metrics.requests == {} and metrics.in_flight == 0

@@ -1,16 +1,16 @@
-"""``paybench capacity``: a stepped Locust run that stops by itself, cut into steps, answered.
+"""``paybench capacity``: a stepped run that stops by itself, cut into steps, answered.
 
 The IO edge of capacity planning (the analysis is ``harness.core.capacity``, pure):
 
 1. Validate the options and budgets.yaml; refuse a host that may not be loaded.
-2. Start the reference target when no host is given; preflight the health endpoints.
-3. Run ``locust -f locustfiles/payments.py --shape steps ...`` into a new run folder.
-   While it runs, every completed step is judged on the live progress lines
-   (``paybench.live.jsonl``: exact counts, per-interval p95 and averages) and
-   ``capacity.stop_decision`` says whether to go on. When it says stop, Locust gets one
-   SIGINT (from outside: the shape itself only knows the plan), stops its users and writes
-   its outputs and the exact histograms as on Ctrl-C.
-4. From the exact histograms (``paybench.hdr.json``) each step's steady part is measured
+2. ``harness.lifecycle.execute``, as for ``paybench run``: run folder, run.json, the
+   reference target when no host is given, the preflight, then
+   ``locust -f locustfiles/payments.py --shape steps ...``. While it runs, every completed
+   step is judged on the live progress lines (``paybench.live.jsonl``: exact counts,
+   per-interval p95 and averages) and ``capacity.stop_decision`` says whether to go on.
+   When it says stop, Locust gets one SIGINT (from outside: the shape itself only knows
+   the plan), stops its users and writes its outputs and the exact histograms as on Ctrl-C.
+3. From the exact histograms (``paybench.hdr.json``) each step's steady part is measured
    again and judged by ``evaluate`` against budgets.yaml; ``capacity.analyse`` answers;
    capacity.html and capacity.md are written into the run folder.
 
@@ -19,9 +19,7 @@ Only progress lines go to the ``progress`` callback: nothing here prints.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,7 +46,14 @@ from harness.core.capacity import (
 )
 from harness.core.evaluate import evaluate
 from harness.core.hosts import check_host
-from harness.core.model import AGGREGATE_KEY, Budgets, RequestStats, RunMeta, RunResult
+from harness.core.model import (
+    AGGREGATE_KEY,
+    Budgets,
+    PreflightCheck,
+    RequestStats,
+    RunMeta,
+    RunResult,
+)
 from harness.errors import (
     EXIT_BUDGET_BROKEN,
     EXIT_INTERRUPTED,
@@ -57,22 +62,13 @@ from harness.errors import (
     ConfigError,
     TargetError,
 )
-from harness.locust_run import (
-    LOG_FILE,
-    LocustPlan,
-    create_run_dir,
-    finish_run_json,
-    log_tail,
-    new_run_id,
-    run_locust,
-    write_run_json,
-)
-from harness.pipeline import preflight, target_url
+from harness.lifecycle import FinishedRun, LocustOptions, RunSpec, execute
+from harness.preflight import PAYMENTS_CHECKS, PREFLIGHT_TIMEOUT_S, preflight_checks
 from harness.profiles import DEFAULT_LOCUSTFILE
-from harness.recording import CPU_SATURATED_PCT, HDR_FILE, LIVE_FILE, load_recording
+from harness.recording import CPU_SATURATED_PCT, load_recording
+from harness.runfolder import HDR_FILE, LOG_FILE, LiveLine, bugs_reported_in, new_run_id
 
 PROFILE = "capacity"
-BUDGETS_SNAPSHOT = "budgets.yaml"
 # The scenario knobs of a capacity run unless the caller sets others: PhonePe's timing 50
 # times faster (as the smoke profile). The time scale shrinks the payer's delay and the
 # polling schedule together, so the requests per checkout stay those of real time while a
@@ -88,7 +84,7 @@ _POLL_S = 0.25
 
 @dataclass(frozen=True)
 class CapacityResult:
-    """What ``paybench capacity`` found; the CLI prints ``sentence`` and the paths."""
+    """What ``paybench capacity`` found; the CLI prints ``lines``."""
 
     run_dir: Path
     analysis: CapacityAnalysis
@@ -104,13 +100,22 @@ class CapacityResult:
         return self.analysis.sentence
 
     @property
+    def lines(self) -> tuple[str, ...]:
+        """The answer, then where the run folder and the reports are."""
+        reports = (f"report:     {p}" for p in self.report_paths)
+        return (self.sentence, f"run folder: {self.run_dir}", *reports)
+
+    @property
     def exit_code(self) -> int:
         """0: answered. 1: the capacity lies below the expected peak, or there is none (the
         first step broke a budget). 3: the steps never reached the expected peak, nor a
-        break or a knee, so the question stays open (raise --max-users). 130: interrupted
-        (what was measured is reported)."""
+        break or a knee, so the question stays open (raise --max-users); or the run is
+        incomplete (Locust failed or was stopped at its deadline). 130: interrupted (what
+        was measured is reported)."""
         if self.interrupted:
             return EXIT_INTERRUPTED
+        if self.incomplete_reason is not None:
+            return EXIT_UNJUDGEABLE
         a = self.analysis
         if a.capacity.held is None:
             return EXIT_BUDGET_BROKEN
@@ -124,7 +129,7 @@ def recording_interval_s(step_time_s: float) -> float:
     return min(2.0, max(0.5, step_time_s / 8.0))
 
 
-def run_capacity(
+def capacity(
     *,
     host: str | None,
     budgets_path: Path,
@@ -157,98 +162,140 @@ def run_capacity(
     rules = stop_rules or StopRules(max_users=max_users)
     interval_s = recording_interval_s(step_time_s)
     knobs = {**SCENARIO_DEFAULTS, **(scenario_options or {})}
-
-    run_id = new_run_id()
-    run_dir = create_run_dir(out, run_id)
-    meta: dict[str, Any] = {
-        "run_id": run_id,
-        "profile": PROFILE,
-        "users": max_users,
-        "spawn_rate": None,
-        "run_time_s": len(counts) * step_time_s,
-        "workers": 0,
-        "paybench_version": __version__,
-        "scenario_version": catalogue.SCENARIO_VERSION,
-        "locustfile": str(DEFAULT_LOCUSTFILE),
-        "budgets": str(budgets_path),
-        "capacity": {
-            "start_users": start_users,
-            "step_users": step_users,
-            "step_time_s": step_time_s,
-            "max_users": max_users,
-            "steps": list(counts),
-            "expected_peak_rps": peak,
-            "scenario_options": knobs,
-        },
-    }
-    (run_dir / BUDGETS_SNAPSHOT).write_bytes(budgets_path.read_bytes())
+    spec = capacity_spec(
+        run_id=new_run_id(),
+        out=out,
+        budgets_path=budgets_path,
+        start_users=start_users,
+        step_users=step_users,
+        step_time_s=step_time_s,
+        max_users=max_users,
+        expected_peak_rps=peak,
+        knobs=knobs,
+        host=host,
+        target_config=target_config,
+        target_overrides=target_overrides,
+        allow_hosts=(*budgets.allowed_hosts, *allow_hosts),
+        preflight=preflight_checks(budgets, builtin=True),
+    )
     say(
-        f"capacity run {run_id}: {len(counts)} steps of {step_time_s:g} s, "
+        f"capacity run {spec.run_id}: {len(counts)} steps of {step_time_s:g} s, "
         f"{counts[0]} to {counts[-1]} users"
     )
-    with target_url(host, target_config, target_overrides or {}) as (url, kind):
-        meta.update(host=url, target=kind)
-        if kind == "reference":
-            meta["extra"] = {
-                "target_overrides": dict(target_overrides or {}),
-                "target_config": str(target_config) if target_config else None,
-            }
-        write_run_json(run_dir, {**meta, "status": "preflight"})
-        preflight(url)  # the same health check as `paybench run`
-        plan = LocustPlan(
-            locustfile=DEFAULT_LOCUSTFILE,
-            host=url,
-            run_dir=run_dir,
+    monitor = _LiveMonitor(counts, step_time_s, interval_s, budgets, rules, say)
+    finished = execute(spec, monitor, poll_s=_POLL_S)
+    with bugs_reported_in(finished.run_dir):
+        return _answer(finished, monitor, budgets, counts, step_time_s, peak, knobs, say)
+
+
+def capacity_spec(
+    *,
+    run_id: str,
+    out: Path,
+    budgets_path: Path,
+    start_users: int,
+    step_users: int,
+    step_time_s: float,
+    max_users: int,
+    expected_peak_rps: float | None,
+    knobs: Mapping[str, str],
+    host: str | None = None,
+    target_config: Path | None = None,
+    target_overrides: Mapping[str, Any] | None = None,
+    allow_hosts: Sequence[str] = (),
+    preflight: tuple[tuple[PreflightCheck, ...], float] = (PAYMENTS_CHECKS, PREFLIGHT_TIMEOUT_S),
+    deadline_s: float | None = None,
+) -> RunSpec:
+    """The lifecycle's spec of a capacity run: the steps shape, the knobs, the plan in extra."""
+    counts = steps_plan(start_users, step_users, max_users)
+    interval_s = recording_interval_s(step_time_s)
+    return RunSpec(
+        kind="capacity",
+        run_id=run_id,
+        out=out,
+        budgets_path=budgets_path,
+        locustfile=DEFAULT_LOCUSTFILE,
+        profile=PROFILE,
+        users=max_users,
+        spawn_rate=None,
+        run_time_s=len(counts) * step_time_s,
+        scenario_version=catalogue.SCENARIO_VERSION,
+        locust=LocustOptions(
             extra_args=_shape_args(counts, start_users, step_users, step_time_s, interval_s)
             + _knob_args(knobs),
-        )
-        write_run_json(run_dir, {**meta, "status": "running"})
-        monitor = _LiveMonitor(run_dir, counts, step_time_s, interval_s, budgets, rules, say)
-        run = _run_until_stopped(plan, monitor, deadline_s=len(counts) * step_time_s)
-
-    incomplete_reason = None
-    if run.interrupted:
-        incomplete_reason = "interrupted (Ctrl-C); the steps measured until then are kept"
-    elif run.returncode not in (0, None):
-        incomplete_reason = f"Locust exited with code {run.returncode}"
-    finish_run_json(
-        run_dir,
-        meta,
-        run,
-        incomplete_reason,
-        stop=None if run.stop is None else dataclasses.asdict(run.stop),
+            allow_hosts=tuple(allow_hosts),
+        ),
+        host=host,
+        target_config=target_config,
+        target_overrides=dict(target_overrides or {}),
+        extra={
+            "capacity": {
+                "start_users": start_users,
+                "step_users": step_users,
+                "step_time_s": step_time_s,
+                "max_users": max_users,
+                "steps": list(counts),
+                "expected_peak_rps": expected_peak_rps,
+                "scenario_options": dict(knobs),
+            }
+        },
+        preflight_checks=preflight[0],
+        preflight_timeout_s=preflight[1],
+        deadline_s=deadline_s,
     )
-    if not (run_dir / HDR_FILE).exists():
-        tail = " | ".join(log_tail(run_dir, 3))
-        raise TargetError(
-            f"Locust wrote no {HDR_FILE} ({incomplete_reason or 'no measurement'}); "
-            f"see {run_dir / LOG_FILE}: {tail}"
-        )
+
+
+def _answer(
+    finished: FinishedRun,
+    monitor: _LiveMonitor,
+    budgets: Budgets,
+    counts: Sequence[int],
+    step_time_s: float,
+    peak: float | None,
+    knobs: Mapping[str, str],
+    say: Callable[[str], None],
+) -> CapacityResult:
+    """The finished run's steps, measured again from the exact histograms; the reports."""
+    run_dir, record = finished.run_dir, finished.record
+    if not finished.has_recording:
+        raise finished.no_recording_error()
     steps, notes = measure_steps(run_dir, counts, step_time_s, budgets)
-    stop = run.stop
-    if stop is None and not run.interrupted and steps:
+    stop = monitor.decision if finished.outcome.stopped else None
+    if finished.incomplete_reason is None and stop is None and steps:
         stop = StopDecision("max users", steps[-1].users, f"ran every step up to {counts[-1]}")
     analysis = analyse(steps, expected_peak_rps=peak, stop=stop)
+    if finished.incomplete_reason and not finished.interrupted:
+        notes = (f"the run is incomplete: {finished.incomplete_reason}", *notes)
     if notes:
         analysis = dataclasses.replace(analysis, notes=analysis.notes + notes)
     # Imported here: matplotlib loads only once there is something to draw.
     from harness.report.capacity import write_capacity_reports
 
+    overrides = record.extra.get("target_overrides") or {}
     facts = _facts(
-        run_id, url, kind, budgets_path, counts, step_time_s, knobs, run, target_overrides
+        record.run_id,
+        record.host,
+        record.target,
+        record.budgets or "",
+        counts,
+        step_time_s,
+        knobs,
+        record.started_at or "",
+        record.ended_at or "",
+        overrides,
     )
-    title = f"paybench capacity · run {run_id} · {url}"
+    title = f"paybench capacity · run {record.run_id} · {record.host}"
     paths = write_capacity_reports(run_dir, analysis, budgets=budgets, facts=facts, title=title)
     say(analysis.sentence)
     return CapacityResult(
         run_dir=run_dir,
         analysis=analysis,
         report_paths=paths,
-        host=url,
-        target=kind,
-        planned_users=counts,
-        interrupted=run.interrupted,
-        incomplete_reason=incomplete_reason,
+        host=record.host,
+        target=record.target,
+        planned_users=tuple(counts),
+        interrupted=finished.interrupted,
+        incomplete_reason=finished.incomplete_reason,
     )
 
 
@@ -398,7 +445,6 @@ class _LiveMonitor:
 
     def __init__(
         self,
-        run_dir: Path,
         counts: Sequence[int],
         step_time_s: float,
         interval_s: float,
@@ -406,7 +452,6 @@ class _LiveMonitor:
         rules: StopRules,
         say: Callable[[str], None],
     ) -> None:
-        self.path = run_dir / LIVE_FILE
         self.counts = tuple(counts)
         self.step_time_s = step_time_s
         self.interval_s = interval_s
@@ -414,44 +459,31 @@ class _LiveMonitor:
         self.budgets = dataclasses.replace(budgets, budgets=kept, regressions=())
         self.rules = rules
         self.say = say
-        self.offset = 0
         self.origin: float | None = None
         self.users: list[tuple[float, int]] = []
         self.intervals: dict[int, dict[str, dict[str, Any]]] = {}
         self.steps: list[Step] = []
         self.decision: StopDecision | None = None
 
-    def poll(self) -> StopDecision | None:
-        """Read new lines; judge the steps they complete; the stop decision, once made."""
-        for line in self._new_lines():
-            if not isinstance(line, dict) or not isinstance(line.get("epoch"), float | int):
-                continue  # not a progress line of this plugin version
-            if self.origin is None:
-                self.origin = float(line["epoch"]) - float(line.get("elapsed_s", 0.0))
-            self.users.append((float(line["epoch"]), int(line.get("users", 0))))
-            index = line.get("interval_index")
-            if isinstance(index, int):
-                self.intervals[index] = {
-                    key: figures.get("last") or {} for key, figures in _per_request(line).items()
-                }
-            self._judge_completed(float(line["epoch"]))
-        return self.decision
+    def feed(self, line: LiveLine) -> bool:
+        """One progress line; judge the steps it completes; True once the decision is stop."""
+        if line.epoch is None:
+            return self.decision is not None  # not a progress line of this plugin version
+        if self.origin is None:
+            self.origin = line.epoch - line.elapsed_s
+        self.users.append((line.epoch, line.users))
+        if line.interval_index is not None:
+            self.intervals[line.interval_index] = {
+                key: dict(figures.get("last") or {}) for key, figures in line.per_request.items()
+            }
+        self._judge_completed(line.epoch)
+        return self.decision is not None
 
-    def _new_lines(self) -> list[dict[str, Any]]:
-        try:
-            with self.path.open("rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except FileNotFoundError:
-            return []
-        lines = []
-        for raw in data.splitlines(keepends=True):
-            if not raw.endswith(b"\n"):
-                break  # still being written
-            self.offset += len(raw)
-            with contextlib.suppress(ValueError):
-                lines.append(json.loads(raw))
-        return lines
+    def facts(self, stopped: bool) -> Mapping[str, Any]:
+        """run.json's record of the stop decision, when it was this monitor's."""
+        if stopped and self.decision is not None:
+            return {"stop": dataclasses.asdict(self.decision)}
+        return {}
 
     def _judge_completed(self, now_epoch: float) -> None:
         if self.origin is None or self.decision is not None:
@@ -500,12 +532,6 @@ class _LiveMonitor:
             verdict=verdict,
             start_s=w.start_epoch - (self.origin or 0.0),
         )
-
-
-def _per_request(line: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
-    # "per_request" as docs/ARCHITECTURE.md names it; "keys" as an earlier plugin wrote it.
-    figures = line.get("per_request", line.get("keys"))
-    return figures if isinstance(figures, dict) else {}
 
 
 def _live_stats(key: str, parts: Sequence[Mapping[str, Any]], duration_s: float) -> RequestStats:
@@ -557,67 +583,27 @@ def _step_line(number: int, of: int, step: Step) -> str:
     )
 
 
-# --------------------------------------------------------------------------- the subprocess
-
-
-@dataclass(frozen=True)
-class _Run:
-    returncode: int | None
-    interrupted: bool
-    stop: StopDecision | None
-    started_at: str
-    ended_at: str
-    command: tuple[str, ...]
-
-
-def _run_until_stopped(plan: LocustPlan, monitor: _LiveMonitor, deadline_s: float) -> _Run:
-    """Run Locust until its shape ends the run, the monitor says stop, or Ctrl-C.
-
-    Stopping is one SIGINT, as a terminal's Ctrl-C would send: Locust stops its users,
-    writes its CSV and HTML, and the plugin its histograms; SIGKILL only if that hangs.
-    """
-    decisions: list[StopDecision] = []
-
-    def should_stop() -> bool:
-        decision = monitor.poll()
-        if decision is not None:
-            decisions.append(decision)
-        return decision is not None
-
-    outcome = run_locust(plan, poll_s=_POLL_S, should_stop=should_stop, max_duration_s=deadline_s)
-    stop = decisions[0] if decisions else None
-    if stop is None and not outcome.interrupted:
-        monitor.poll()  # the progress line of the last step (the shape ended the run)
-    return _Run(
-        outcome.returncode,
-        outcome.interrupted,
-        stop,
-        outcome.started_at,
-        outcome.ended_at,
-        outcome.command,
-    )
-
-
 def _facts(
     run_id: str,
     url: str,
     kind: str,
-    budgets_path: Path,
+    budgets_path: str,
     counts: Sequence[int],
     step_time_s: float,
     knobs: Mapping[str, str],
-    run: _Run,
-    target_overrides: Mapping[str, Any] | None,
+    started_at: str,
+    ended_at: str,
+    target_overrides: Mapping[str, Any],
 ) -> tuple[tuple[str, str], ...]:
     facts = [
         ("Run", run_id),
         ("Host", f"{url} ({kind})"),
-        ("Budgets", str(budgets_path)),
+        ("Budgets", budgets_path),
         ("Steps planned", f"{len(counts)}: {', '.join(str(c) for c in counts)} users"),
         ("Step time", f"{step_time_s:g} s"),
         ("Scenario", ", ".join(f"--{k} {v}" for k, v in sorted(knobs.items()))),
-        ("Started", run.started_at),
-        ("Ended", run.ended_at),
+        ("Started", started_at),
+        ("Ended", ended_at),
     ]
     if kind == "reference" and target_overrides:
         facts.append(
