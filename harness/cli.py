@@ -12,7 +12,7 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import click
 
@@ -55,7 +55,7 @@ def _duration(_ctx: click.Context, param: click.Parameter, value: str | None) ->
     if value is None:
         return None
     try:
-        return parse_duration(value, f"--{param.name.replace('_', '-')}")  # type: ignore[union-attr]
+        return parse_duration(value, f"--{param.name.replace('_', '-')}")
     except PaybenchError as e:
         raise click.BadParameter(e.message.split(": ", 1)[-1]) from None
 
@@ -89,6 +89,19 @@ _out_option = click.option(
     default=Path("reports"),
     show_default=True,
     help="Output root; the run folder is <out>/runs/<run-id>/.",
+)
+
+_allow_host_option = click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    help="Allow this non-loopback host name for this run (repeatable).",
+)
+_target_config_option = click.option(
+    "--target-config",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Behaviour model YAML for the built-in reference target.",
 )
 
 
@@ -126,24 +139,14 @@ def _reply(reply: Any) -> NoReturn:
     help="Locust worker processes (--processes N); 0 runs one process.",
 )
 @_out_option
-@click.option(
-    "--allow-host",
-    "allow_hosts",
-    multiple=True,
-    help="Allow this non-loopback host name for this run (repeatable).",
-)
+@_allow_host_option
 @click.option(
     "--locustfile",
     type=click.Path(path_type=Path),
     default=None,
     help="Scenario file [default: locustfiles/payments.py].",
 )
-@click.option(
-    "--target-config",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Behaviour model YAML for the built-in reference target.",
-)
+@_target_config_option
 @click.option(
     "--target-slowdown",
     type=click.FloatRange(min=0, min_open=True),
@@ -266,18 +269,8 @@ def report(run_dir: Path, budgets_path: Path | None) -> None:
     help="Expected peak requests/s [default: capacity.expected_peak_rps in budgets].",
 )
 @_out_option
-@click.option(
-    "--allow-host",
-    "allow_hosts",
-    multiple=True,
-    help="Allow this non-loopback host name (repeatable).",
-)
-@click.option(
-    "--target-config",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Behaviour model YAML for the built-in reference target.",
-)
+@_allow_host_option
+@_target_config_option
 def capacity(
     host: str | None,
     budgets_path: Path | None,
@@ -365,7 +358,11 @@ def history_import(history: Path, run_dirs: tuple[Path, ...]) -> None:
     help="Write to this file instead of standard output.",
 )
 def history_export(
-    history: Path, fmt: str, profile: str | None, last: int | None, output: Path | None
+    history: Path,
+    fmt: Literal["csv", "jsonl"],  # click.Choice has checked it
+    profile: str | None,
+    last: int | None,
+    output: Path | None,
 ) -> None:
     """Export the per-request metrics of the recorded runs."""
     from harness.commands.history import export

@@ -6,7 +6,8 @@ docs/measurement.md.
 
 Format history (``format_version``):
   1  entries with whole-run and per-interval HdrHistograms of nanoseconds (V2 compressed,
-     base64), cut-offs, failures, users, generator CPU, paced users.
+     base64), cut-offs, failures, users, generator CPU, paced users. A CPU sample's
+     ``runnable_pct`` came later, optional: files without it read as before.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from harness.core.model import (
     AGGREGATE_KEY,
@@ -53,6 +54,9 @@ FLOW_TYPE = "FLOW"  # request_type of a flow entry (a journey, not a request)
 
 # Locust warns when a generator process is above this; so do we.
 CPU_SATURATED_PCT = 90.0
+# A process whose event loop was on a CPU or waiting for one this much of an interval was
+# CPU-bound, whatever share of a core the other processes of the machine left it.
+RUNNABLE_SATURATED_PCT = 90.0
 # Paced users that achieved less than (100 - this) % of their intended iterations.
 PACED_SHORTFALL_PCT = 10.0
 TIMELINE_PERCENTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0}
@@ -417,15 +421,20 @@ class Recording:
 
 
 def combine_stats(
-    parts: Sequence[RequestStats], duration_s: float, intervals: tuple[Histogram, ...] = ()
+    parts: Sequence[RequestStats],
+    duration_s: float,
+    intervals: tuple[Histogram, ...] = (),
+    source: Literal["paybench", "locust"] = "paybench",
 ) -> RequestStats:
     """The aggregate of several request keys' statistics (histograms merged losslessly).
 
     ``intervals`` are the aggregate's interval histograms when the caller has them (they
-    must be merged by interval, which ``parts`` alone cannot tell).
+    must be merged by interval, which ``parts`` alone cannot tell). ``source`` "locust":
+    figures without histograms (live progress lines), averaged by count.
     """
     count = sum(p.count for p in parts)
-    histogram = merge_histograms(p.histogram for p in parts if p.histogram is not None)
+    histograms = [p.histogram for p in parts if p.histogram is not None]
+    histogram = merge_histograms(histograms) if histograms or source == "paybench" else None
     total_ms = sum((p.avg_ms or 0.0) * p.count for p in parts)
     mins = [p.min_ms for p in parts if p.min_ms is not None]
     maxs = [p.max_ms for p in parts if p.max_ms is not None]
@@ -441,7 +450,7 @@ def combine_stats(
         cut_off=sum(p.cut_off for p in parts),
         histogram=histogram,
         interval_histograms=intervals,
-        source="paybench",
+        source=source,
     )
 
 
@@ -749,11 +758,16 @@ def generator_unreliable_reasons(
     end_epoch: float | None = None,
     cpu_threshold_pct: float = CPU_SATURATED_PCT,
     shortfall_threshold_pct: float = PACED_SHORTFALL_PCT,
+    runnable_threshold_pct: float = RUNNABLE_SATURATED_PCT,
 ) -> tuple[str, ...]:
     """Why the measurement cannot be trusted, or ``()`` when it can.
 
     * a generator process above ``cpu_threshold_pct`` CPU in an interval of the window
       (Locust's own warning threshold): latencies then include the generator's own queueing;
+    * a generator process runnable (on a CPU or on the run queue) at least
+      ``runnable_threshold_pct`` % of an interval while it got less CPU than that: it wanted
+      a whole core and other processes took part of it, which delays its event loop just
+      the same (samples without ``runnable_pct`` are judged on their CPU alone);
     * paced users (constant_pacing / constant_throughput) that achieved less than
       ``100 - shortfall_threshold_pct`` % of their intended iterations: the load was not
       the load asked for (coordinated omission);
@@ -763,16 +777,34 @@ def generator_unreliable_reasons(
         source.generator_facts(start_epoch, end_epoch) if isinstance(source, Recording) else source
     )
     reasons = []
-    saturated: dict[str, float] = {}
+    # Per process, its busiest interval: by CPU when it got the core, else by demand.
+    saturated: dict[str, CpuSample] = {}
+    starved: dict[str, CpuSample] = {}
     for sample in facts.cpu:
         if sample.cpu_pct > cpu_threshold_pct:
-            saturated[sample.process] = max(saturated.get(sample.process, 0.0), sample.cpu_pct)
-    for process, peak in sorted(saturated.items()):
-        reasons.append(
-            f"load generator process {process} was saturated (CPU {peak:.0f} % > "
-            f"{cpu_threshold_pct:.0f} %): latencies include the generator's own queueing; "
-            "use more --workers or fewer users"
-        )
+            peak = saturated.get(sample.process)
+            if peak is None or sample.cpu_pct > peak.cpu_pct:
+                saturated[sample.process] = sample
+        elif sample.runnable_pct is not None and sample.runnable_pct >= runnable_threshold_pct:
+            peak = starved.get(sample.process)
+            if peak is None or sample.runnable_pct > (peak.runnable_pct or 0.0):
+                starved[sample.process] = sample
+    for process in sorted(saturated.keys() | starved.keys()):
+        if process in saturated:
+            reasons.append(
+                f"load generator process {process} was saturated (CPU "
+                f"{saturated[process].cpu_pct:.0f} % > {cpu_threshold_pct:.0f} %): latencies "
+                "include the generator's own queueing; use more --workers or fewer users"
+            )
+        else:
+            sample = starved[process]
+            reasons.append(
+                f"load generator process {process} was saturated: it was runnable "
+                f"{sample.runnable_pct:.0f} % of the time (>= {runnable_threshold_pct:.0f} %) "
+                f"but got {sample.cpu_pct:.0f} % of a core: the generator was starved by other "
+                "processes, and latencies include its own queueing; give it a core that "
+                "nothing else uses, or use fewer users"
+            )
     for paced in facts.paced.user_classes:
         shortfall = paced.shortfall_pct
         if shortfall is not None and shortfall > shortfall_threshold_pct:

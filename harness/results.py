@@ -10,9 +10,8 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from datetime import datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, cast
 
 import pandas as pd
 
@@ -25,8 +24,8 @@ from harness.core.model import (
     RunResult,
 )
 from harness.errors import ConfigError, FormatError
-from harness.inputs import MAX_INT, MAX_METADATA_BYTES, Field, Obj, read_bytes, show
-from harness.runfolder import HDR_FILE, LOCUST_STATS_CSV, RUN_FILE, read_run_doc
+from harness.inputs import MAX_INT, MAX_METADATA_BYTES, Field, read_bytes, show
+from harness.runfolder import HDR_FILE, LOCUST_STATS_CSV, RunRecord, load_run_record
 
 # Locust's CSV percentile columns and the percentiles they hold.
 _LOCUST_PERCENTILES = {
@@ -48,11 +47,11 @@ def read_run(run_dir: Path, warmup_s: float | None = None) -> RunResult:
     """Read a run folder. ``warmup_s`` is skipped after all users have spawned."""
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: no such run folder; give a folder under reports/runs/")
-    raw = _run_json(run_dir)
-    meta = _meta(run_dir, raw)
+    record = load_run_record(run_dir)
+    meta = _meta(run_dir, record)
     locust_requests, locust_total, locust_failures = _read_locust_csv(run_dir)
-    incomplete = raw.boolean("incomplete", False)
-    incomplete_reason = raw.text("incomplete_reason", None)
+    incomplete_reason = record.why_incomplete if record is not None else None
+    incomplete = incomplete_reason is not None
 
     if (run_dir / HDR_FILE).exists():
         return _from_recording(
@@ -86,7 +85,7 @@ def read_meta(run_dir: Path) -> RunMeta:
     """Only the run's metadata (cheap: no histogram is decoded)."""
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: no such run folder; give a folder under reports/runs/")
-    return _meta(run_dir, _run_json(run_dir))
+    return _meta(run_dir, load_run_record(run_dir))
 
 
 def _from_recording(
@@ -106,7 +105,14 @@ def _from_recording(
             f"{run_dir / HDR_FILE}: test_start_epoch: missing, so no steady state can be "
             "found; the file is damaged or was edited"
         )
-    stop = rec.test_stop_epoch or start
+    stop = rec.test_stop_epoch
+    if stop is None:
+        # The plugin always records the stop: without it the window would be empty and
+        # every budget "never ran" (exit 1) when the file is what is wrong.
+        raise FormatError(
+            f"{run_dir / HDR_FILE}: test_stop_epoch: missing, so the steady state has no "
+            "end; the file is damaged or was edited"
+        )
     spawned = rec.spawning_complete_epoch
     if spawned is None:
         # Never finished spawning (a load shape, or stopped early): judge the whole run.
@@ -139,48 +145,33 @@ def _from_recording(
     )
 
 
-def _run_json(run_dir: Path) -> Obj:
-    # Through the run folder's reader: a newer format version refused, older ones upgraded.
-    return Obj(read_run_doc(run_dir) or {}, Field(str(run_dir / RUN_FILE)))
-
-
-_TARGETS = ("reference", "external", "unknown")
-
-
-def _iso_time(raw: Obj, key: str) -> str | None:
-    text = raw.text(key, None, max_chars=64)
-    if text is not None:
-        try:
-            datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raw.where.at(key).fail(f"{show(text)} is not an ISO-8601 time")
-    return text
-
-
-def _meta(run_dir: Path, raw: Obj) -> RunMeta:
-    """run.json's fields, each of the type `RunMeta` says (a folder name stands for the id)."""
-    target = raw.text("target", "unknown")
-    if target not in _TARGETS:
-        raw.where.at("target").fail(f"{show(target)} is not one of {', '.join(_TARGETS)}")
-    extra = raw.free("extra", {})
-    if not isinstance(extra, dict):
-        raw.where.at("extra").fail(f"expected an object, got {show(extra)}")
+def _meta(run_dir: Path, record: RunRecord | None) -> RunMeta:
+    """The run's metadata from its checked run.json (a plain Locust folder has none: the
+    folder name stands for the id)."""
+    if record is None:
+        return RunMeta(
+            run_id=run_dir.name,
+            profile=None,
+            host="unknown",
+            target="unknown",
+            paybench_version=__version__,
+        )
     return RunMeta(
-        run_id=raw.text("run_id", run_dir.name, max_chars=200),
-        profile=raw.text("profile", None, max_chars=200),
-        host=raw.text("host", "unknown"),
-        target=target,
-        users=raw.whole("users", None, high=10**9),
-        spawn_rate=raw.number("spawn_rate", None),
-        run_time_s=raw.number("run_time_s", None),
-        workers=raw.whole("workers", 0, high=100_000),
-        started_at=_iso_time(raw, "started_at"),
-        ended_at=_iso_time(raw, "ended_at"),
-        locust_version=raw.text("locust_version", None, max_chars=200),
-        paybench_version=raw.text("paybench_version", __version__, max_chars=200),
-        git_commit=raw.text("git_commit", None, max_chars=200),
-        scenario_version=raw.text("scenario_version", None, max_chars=200),
-        extra=extra,
+        run_id=record.run_id,
+        profile=record.profile,
+        host=record.host,
+        target=record.target,
+        users=record.users,
+        spawn_rate=record.spawn_rate,
+        run_time_s=record.run_time_s,
+        workers=record.workers,
+        started_at=record.started_at,
+        ended_at=record.ended_at,
+        locust_version=record.locust_version,
+        paybench_version=record.paybench_version,
+        git_commit=record.git_commit,
+        scenario_version=record.scenario_version,
+        extra=dict(record.extra),
     )
 
 
@@ -206,7 +197,9 @@ def _read_csv(path: Path, what: str) -> list[dict[str, str]]:
     except (Warning, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         detail = " ".join(str(e).split())[:120]
         raise FormatError(f"{path}: not a Locust {what} CSV ({detail})") from None
-    return df.to_dict("records")
+    # dtype=str and a header row: every label and every cell is text, which pandas-stubs
+    # cannot know from read_csv's signature.
+    return cast(list[dict[str, str]], df.to_dict("records"))
 
 
 class _Cells:

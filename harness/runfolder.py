@@ -42,7 +42,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeGuard
 
 from harness import __version__
 from harness.core.model import Baseline
@@ -89,7 +89,8 @@ FINAL_STATUSES = ("finished", "incomplete", "failed")
 
 def new_run_id(now: datetime | None = None) -> str:
     """A sortable, unique run id: UTC start time plus six random hex digits."""
-    now = now or datetime.now(UTC)
+    # In UTC whatever zone ``now`` is in: the "Z" says so, and ids must sort by time.
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
@@ -339,10 +340,10 @@ def load_run_record(run_dir: Path) -> RunRecord | None:
         run_id=raw.text("run_id", Path(run_dir).name, max_chars=200),
         kind=kind,
         profile=raw.text("profile", None, max_chars=200),
-        users=raw.whole("users", None),
+        users=raw.whole("users", None, high=10**9),
         spawn_rate=raw.number("spawn_rate", None),
         run_time_s=raw.number("run_time_s", None),
-        workers=raw.whole("workers", 0),
+        workers=raw.whole("workers", 0, high=100_000),
         locust_version=raw.text("locust_version", None, max_chars=200),
         paybench_version=raw.text("paybench_version", __version__, max_chars=200),
         git_commit=raw.text("git_commit", None, max_chars=200),
@@ -353,12 +354,22 @@ def load_run_record(run_dir: Path) -> RunRecord | None:
         target=target,
         status=raw.text("status", None, max_chars=200),
         incomplete_reason=raw.text("incomplete_reason", None),
-        started_at=raw.text("started_at", None, max_chars=64),
-        ended_at=raw.text("ended_at", None, max_chars=64),
+        started_at=_iso_time(raw, "started_at"),
+        ended_at=_iso_time(raw, "ended_at"),
         locust_command=raw.texts("locust_command"),
         locust_exit_code=raw.whole("locust_exit_code", None, low=-(2**31), high=2**31),
         extra=extra,
     )
+
+
+def _iso_time(raw: Obj, key: str) -> str | None:
+    text = raw.text(key, None, max_chars=64)
+    if text is not None:
+        try:
+            datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raw.where.at(key).fail(f"{show(text)} is not an ISO-8601 time")
+    return text
 
 
 def _run_doc_from_v0(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -556,5 +567,5 @@ def _format_version(doc: Mapping[str, Any], path: Path, name: str, current: int)
     return version
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

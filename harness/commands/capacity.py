@@ -47,7 +47,6 @@ from harness.core.capacity import (
 from harness.core.evaluate import evaluate
 from harness.core.hosts import check_host
 from harness.core.model import (
-    AGGREGATE_KEY,
     Budgets,
     PreflightCheck,
     RequestStats,
@@ -65,7 +64,7 @@ from harness.errors import (
 from harness.lifecycle import FinishedRun, LocustOptions, RunSpec, execute
 from harness.preflight import PAYMENTS_CHECKS, PREFLIGHT_TIMEOUT_S, preflight_checks
 from harness.profiles import DEFAULT_LOCUSTFILE
-from harness.recording import CPU_SATURATED_PCT, load_recording
+from harness.recording import CPU_SATURATED_PCT, combine_stats, load_recording
 from harness.runfolder import HDR_FILE, LOG_FILE, LiveLine, bugs_reported_in, new_run_id
 
 PROFILE = "capacity"
@@ -412,14 +411,7 @@ def _step_result(
         host="",
         target="unknown",
         users=w.users,
-        spawn_rate=None,
-        run_time_s=None,
-        workers=0,
-        started_at=None,
-        ended_at=None,
-        locust_version=None,
         paybench_version=__version__,
-        git_commit=None,
     )
     return RunResult(
         meta=meta,
@@ -523,7 +515,7 @@ class _LiveMonitor:
         requests = [_live_stats(key, parts, duration) for key, parts in sorted(merged.items())]
         requests = [r for r in requests if r.count]
         http = [r for r in requests if r.request_type != "FLOW"]
-        total = _combine_live(http, duration)
+        total = combine_stats(http, duration, source="locust")
         result = _step_result("live", w, requests, total)
         verdict = evaluate(result, self.budgets)
         return step_from_stats(
@@ -549,21 +541,6 @@ def _live_stats(key: str, parts: Sequence[Mapping[str, Any]], duration_s: float)
         min_ms=None,
         max_ms=None,
         locust_percentiles_ms={95.0: v} if (v := _weighted(p95s)) is not None else {},
-        source="locust",
-    )
-
-
-def _combine_live(parts: Sequence[RequestStats], duration_s: float) -> RequestStats:
-    count = sum(p.count for p in parts)
-    return RequestStats(
-        request_type="",
-        name=AGGREGATE_KEY,
-        count=count,
-        failures=sum(p.failures for p in parts),
-        duration_s=duration_s,
-        avg_ms=_weighted([(p.avg_ms, p.count) for p in parts if p.avg_ms is not None]),
-        min_ms=None,
-        max_ms=None,
         source="locust",
     )
 

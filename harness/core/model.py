@@ -121,15 +121,15 @@ class RunMeta:
     profile: str | None
     host: str
     target: Literal["reference", "external", "unknown"]
-    users: int | None
-    spawn_rate: float | None
-    run_time_s: float | None  # as planned
-    workers: int
-    started_at: str | None  # ISO-8601 UTC
-    ended_at: str | None
-    locust_version: str | None
-    paybench_version: str
-    git_commit: str | None
+    users: int | None = None
+    spawn_rate: float | None = None
+    run_time_s: float | None = None  # as planned
+    workers: int = 0
+    started_at: str | None = None  # ISO-8601 UTC
+    ended_at: str | None = None
+    locust_version: str | None = None
+    paybench_version: str = ""  # "" for a folder paybench did not write (plain Locust)
+    git_commit: str | None = None
     scenario_version: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 

@@ -13,14 +13,19 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from harness.core.model import AGGREGATE_KEY
 from harness.report.context import BudgetLine, PercentileCurve, ReportContext
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 BUDGET_COLOR = "#c0392b"
 STEADY_COLOR = "#2a9d8f"
@@ -33,7 +38,7 @@ SMALL_IN = (5.2, 3.3)
 # Text stays text in the SVG (smaller files; the page's font draws it). Request names and
 # messages are shown as written: with maths parsing on, a name such as "/cost/$x^$" (Locust
 # keeps templated paths) would be typeset, or fail to parse and lose the whole report.
-RC_PARAMS = {
+RC_PARAMS: dict[RcKeyType, Any] = {
     "svg.fonttype": "none",
     "text.parse_math": False,
     "font.family": "sans-serif",
@@ -87,7 +92,11 @@ def inline_svg(fig: Figure, chart_id: str, title: str | None = None) -> str:
     no date make re-renders byte-identical, and ``title`` (when given) labels it."""
     buf = io.StringIO()
     # Tick labels are made while drawing: they too must be read literally.
-    literal = {"svg.fonttype": "none", "svg.hashsalt": chart_id, "text.parse_math": False}
+    literal: dict[RcKeyType, Any] = {
+        "svg.fonttype": "none",
+        "svg.hashsalt": chart_id,
+        "text.parse_math": False,
+    }
     with matplotlib.rc_context(literal):
         FigureCanvasSVG(fig).print_svg(buf, metadata={"Date": None})
     text = buf.getvalue()
@@ -111,7 +120,7 @@ def _time_axis(ctx: ReportContext) -> tuple[float, str]:
     return (60.0, "time since start (min)") if span > 1800 else (1.0, "time since start (s)")
 
 
-def _mark_steady(ax, ctx: ReportContext, scale: float) -> None:
+def _mark_steady(ax: Axes, ctx: ReportContext, scale: float) -> None:
     if ctx.steady_end_s > ctx.steady_start_s:
         ax.axvspan(
             ctx.steady_start_s / scale,
@@ -135,7 +144,7 @@ def _no_data(chart_id: str, title: str, why: str, wide: bool = True) -> Chart:
     return Chart(chart_id, title, None, f"No data: {why}.", wide)
 
 
-def _budget_hlines(ax, lines: Sequence[BudgetLine], scale: float = 1.0) -> None:
+def _budget_hlines(ax: Axes, lines: Sequence[BudgetLine], scale: float = 1.0) -> None:
     seen: set[tuple[str, float]] = set()
     for line in lines:
         if (line.label, line.limit) in seen:
@@ -153,17 +162,23 @@ def _budget_hlines(ax, lines: Sequence[BudgetLine], scale: float = 1.0) -> None:
 # --- the charts ----------------------------------------------------------------------
 
 
+def _timeline_axes(ctx: ReportContext) -> tuple[Figure, Axes, list[float], str]:
+    """A wide figure over the run's timeline, steady state marked: (figure, axes, the
+    intervals' mid times in the axis unit, the x label). Call inside ``rc_context``."""
+    scale, xlabel = _time_axis(ctx)
+    fig = new_figure(WIDE_IN)
+    ax = fig.add_subplot()
+    _mark_steady(ax, ctx, scale)
+    return fig, ax, [m / scale for m in ctx.timeline.mid_s], xlabel
+
+
 def _throughput(ctx: ReportContext) -> Chart:
     cid, title = "chart-throughput", "Requests per second and users over time"
     t = ctx.timeline
     if not t.mid_s:
         return _no_data(cid, title, "the run recorded no intervals")
-    scale, xlabel = _time_axis(ctx)
     with matplotlib.rc_context(RC_PARAMS):
-        fig = new_figure(WIDE_IN)
-        ax = fig.add_subplot()
-        x = [m / scale for m in t.mid_s]
-        _mark_steady(ax, ctx, scale)
+        fig, ax, x, xlabel = _timeline_axes(ctx)
         ax.plot(x, t.rps, color="#1f77b4", lw=1.6, marker=_marker(len(x)), ms=3, label="requests/s")
         rps_budgets = [
             b for b in ctx.budget_lines if b.metric == "rps" and b.request_key == AGGREGATE_KEY
@@ -195,12 +210,8 @@ def _errors(ctx: ReportContext) -> Chart:
     t = ctx.timeline
     if not t.mid_s:
         return _no_data(cid, title, "the run recorded no intervals")
-    scale, xlabel = _time_axis(ctx)
     with matplotlib.rc_context(RC_PARAMS):
-        fig = new_figure(WIDE_IN)
-        ax = fig.add_subplot()
-        x = [m / scale for m in t.mid_s]
-        _mark_steady(ax, ctx, scale)
+        fig, ax, x, xlabel = _timeline_axes(ctx)
         ax.plot(
             x,
             _nan(t.error_rate_pct),
@@ -322,7 +333,7 @@ def _pct_label(p: float) -> str:
     return f"{p:g} %"
 
 
-def _hdr_axes(ax, max_x: float) -> None:
+def _hdr_axes(ax: Axes, max_x: float) -> None:
     """Log x axis at 1/(1-q), labelled with the percentile q (the HdrHistogram plot)."""
     ax.set_xscale("log")
     ticks = [1.0 / (1.0 - p / 100.0) for p in _PCT_TICKS if 1.0 / (1.0 - p / 100.0) <= max_x * 1.01]
@@ -336,7 +347,7 @@ def _hdr_axes(ax, max_x: float) -> None:
 
 
 def _plot_curves(
-    ax,
+    ax: Axes,
     curves: Sequence[PercentileCurve],
     colors: dict[str, str],
     lines: Sequence[BudgetLine],
