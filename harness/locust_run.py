@@ -7,6 +7,7 @@ folder around it (run.json, the target, the preflight) is ``harness.lifecycle``'
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
@@ -99,7 +100,9 @@ def build_command(plan: LocustPlan) -> list[str]:
     if plan.run_time_s is not None:
         cmd += ["--run-time", f"{max(1, round(plan.run_time_s))}s"]
     if plan.stop_timeout_s is not None:
-        cmd += ["--stop-timeout", f"{plan.stop_timeout_s:g}"]
+        # Locust reads a timespan of whole seconds ("2.5" is refused): round up, so that
+        # users get at least the time asked for.
+        cmd += ["--stop-timeout", str(max(0, math.ceil(plan.stop_timeout_s)))]
     if plan.workers > 0:
         port = str(free_loopback_port())
         cmd += [

@@ -1,7 +1,8 @@
 """``summary.json``: the judged run, in a versioned, human-readable format.
 
 Format history (``format_version``):
-1: first version.
+1: first version. Every summary.json has carried ``format`` and ``format_version`` since:
+   a file without a positive whole version is damaged, not older.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from harness.core import metrics as registry
 from harness.core.model import BudgetResult, RequestStats, RunResult, Verdict
 from harness.errors import FormatError
-from harness.inputs import load_json
+from harness.inputs import load_json, show
 from harness.runfolder import SUMMARY_FILE, write_json_atomically
 
 SUMMARY_FORMAT = "paybench-summary"
@@ -107,7 +108,14 @@ def load_summary(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != SUMMARY_FORMAT:
         raise FormatError(f"{path}: not a paybench summary.json")
     version = data.get("format_version")
-    if not isinstance(version, int) or version > SUMMARY_VERSION:
+    # Every summary.json paybench wrote carries its version: one without is damaged, and
+    # must not be told to upgrade paybench (nor read as version 1).
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise FormatError(
+            f"{path}: format_version must be a positive integer, got {show(version)}; "
+            "the file is damaged or was edited"
+        )
+    if version > SUMMARY_VERSION:
         raise FormatError(
             f"{path}: format version {version} is newer than this paybench understands "
             f"({SUMMARY_VERSION}); upgrade paybench"
