@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.errors import TargetError
+from harness.errors import FormatError, TargetError
 from harness.runfolder import (
     CSV_PREFIX,
     LIVE_FILE,
@@ -144,9 +144,19 @@ def run_locust(
     deadline = None if deadline_s is None else time.monotonic() + deadline_s
     live, offset = plan.run_dir / LIVE_FILE, 0
 
+    unreadable_live = False
+
     def feed(watch: Callable[[LiveLine], bool]) -> bool:
-        nonlocal offset
-        lines, offset = read_live(live, offset)
+        # A live file paybench cannot read ends the progress, never the run: Locust must
+        # still stop its users and write its outputs.
+        nonlocal offset, unreadable_live
+        if unreadable_live:
+            return False
+        try:
+            lines, offset = read_live(live, offset)
+        except FormatError:
+            unreadable_live = True
+            return False
         stop = False
         for line in lines:
             stop = bool(watch(line)) or stop

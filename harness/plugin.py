@@ -19,11 +19,12 @@ the host under test that carry no Authorization of their own (see docs/budgets.m
 
 Each process that runs users records every ``events.request`` into per-key HDR histograms
 of nanoseconds (whole run and per interval ``floor(end_epoch / interval_s)``), counts the
-requests still in flight when the run stops (``cut_off``), failures, its own CPU, and,
-for paced users, the latency from each request's intended start. A worker ships what is
-new with every ``report_to_master`` and sends the rest on ``test_stop`` with a custom
-message; the master waits (bounded) for every worker's final data before Locust's own quit
-goes on, merges everything losslessly, and writes the file once, at ``quit``, atomically.
+requests still in flight when the run stops (``cut_off``), failures, its own CPU (the
+share it got and its demand), and, for paced users, the latency from each request's
+intended start. A worker ships what is new with every ``report_to_master`` and sends the
+rest on ``test_stop`` with a custom message; the master waits (bounded) for every
+worker's final data before Locust's own quit goes on, merges everything losslessly, and
+writes the file once, at ``quit``, atomically.
 See docs/measurement.md.
 
 Only Locust (with its requests and geventhttpclient), gevent, psutil, numpy/hdrh (through
@@ -52,7 +53,7 @@ import numpy as np
 import psutil
 from geventhttpclient.useragent import ConnectionError as GeventConnectionError
 from greenlet import getcurrent
-from locust import events
+from locust import User, events
 from locust.clients import HttpSession
 from locust.contrib.fasthttp import FastHttpSession, LocustUserAgent
 from locust.runners import STATE_STOPPED, MasterRunner, WorkerRunner
@@ -235,7 +236,7 @@ class Recorder:
         self._closed: list[tuple[Key, int, list[float], int, bool]] = []
         self._cut_off: list[tuple[Key, int, int]] = []
         self._failure_rows: dict[tuple[str, str, str], list[float]] = {}
-        self._cpu: list[list[float]] = []
+        self._cpu: list[list[float | None]] = []  # [epoch, cpu_pct, runnable_pct or None]
         # Requests started, by how the wrapped request() was called (its name is resolved
         # only at stop), and requests completed by key, summed as intervals close: the
         # difference at stop is what was cut off in flight. Two dict updates per request.
@@ -257,7 +258,7 @@ class Recorder:
         response_length: int = 0,
         response: Any = None,
         context: Any = None,
-        exception: BaseException | None = None,
+        exception: Exception | str | None = None,
         start_time: float | None = None,
         url: str | None = None,
         **_kw: Any,  # Locust's own keywords are all named above: no dict built per call
@@ -285,7 +286,7 @@ class Recorder:
                     paced = self._paced_times[key] = []
                 paced.append(response_time + state.slip_s * 1e3)
 
-    def _failure(self, key: Key, exception: BaseException, now: float) -> None:
+    def _failure(self, key: Key, exception: Exception | str, now: float) -> None:
         self._fails[key] = self._fails.get(key, 0) + 1
         message = StatsError.parse_error(exception)
         row = self._failure_rows.get((key[0], key[1], message))
@@ -441,6 +442,8 @@ def _resolved_name(token: Pending) -> str:
     _, name, url, session = token
     if name:
         return name
+    # An unnamed token carries the URL it was sent to (see _tracked).
+    assert url is not None
     if isinstance(session, HttpSession):
         # HttpSession names a request by the path (and query) of the URL it requested.
         parts = urllib.parse.urlsplit(session._build_url(url))
@@ -557,7 +560,7 @@ def _guarded_urlopen(original: Callable[..., Any]) -> Callable[..., Any]:
         reason = _GUARD.decisions.get(key, _UNSEEN)
         if reason is _UNSEEN:
             reason = _GUARD.decide(key)
-        if reason is not None:
+        if isinstance(reason, str):
             # geventhttpclient marks the requests it makes for a redirect unverifiable.
             redirect = bool(getattr(request, "unverifiable", False))
             raise HostNotAllowed(_refused(str(split), reason, redirect))
@@ -577,7 +580,7 @@ def _guarded_send(original: Callable[..., Any]) -> Callable[..., Any]:
         reason = _GUARD.decisions.get(key, _UNSEEN)
         if reason is _UNSEEN:
             reason = _GUARD.decide(key)
-        if reason is not None:
+        if isinstance(reason, str):
             # Attached to the first request, so Locust names the failure as it names the
             # request (by its first URL), whichever hop was refused.
             message = _refused(request.url, reason, redirect=origin is not None)
@@ -684,7 +687,7 @@ def pacing_of(user_class: type) -> float | None:
     return float(value) if isinstance(value, int | float) and value > 0 else None
 
 
-def _install_pacing(user_classes: list[type]) -> list[tuple[str, float]]:
+def _install_pacing(user_classes: list[type[User]]) -> list[tuple[str, float]]:
     paced = []
     for cls in user_classes:
         pacing_s = pacing_of(cls)

@@ -765,9 +765,10 @@ def generator_unreliable_reasons(
     * a generator process above ``cpu_threshold_pct`` CPU in an interval of the window
       (Locust's own warning threshold): latencies then include the generator's own queueing;
     * a generator process runnable (on a CPU or on the run queue) at least
-      ``runnable_threshold_pct`` % of an interval while it got less CPU than that: it wanted
-      a whole core and other processes took part of it, which delays its event loop just
-      the same (samples without ``runnable_pct`` are judged on their CPU alone);
+      ``runnable_threshold_pct`` % of an interval while its CPU stayed at or below
+      ``cpu_threshold_pct``: it wanted a whole core and other processes took part of it,
+      which delays its event loop just the same (samples without ``runnable_pct`` are
+      judged on their CPU alone);
     * paced users (constant_pacing / constant_throughput) that achieved less than
       ``100 - shortfall_threshold_pct`` % of their intended iterations: the load was not
       the load asked for (coordinated omission);

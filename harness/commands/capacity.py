@@ -64,7 +64,12 @@ from harness.errors import (
 from harness.lifecycle import FinishedRun, LocustOptions, RunSpec, execute
 from harness.preflight import PAYMENTS_CHECKS, PREFLIGHT_TIMEOUT_S, preflight_checks
 from harness.profiles import DEFAULT_LOCUSTFILE
-from harness.recording import CPU_SATURATED_PCT, combine_stats, load_recording
+from harness.recording import (
+    CPU_SATURATED_PCT,
+    RUNNABLE_SATURATED_PCT,
+    combine_stats,
+    load_recording,
+)
 from harness.runfolder import HDR_FILE, LOG_FILE, LiveLine, bugs_reported_in, new_run_id
 
 PROFILE = "capacity"
@@ -388,11 +393,19 @@ def measure_steps(
                 users=w.users, requests=requests, verdict=verdict, start_s=w.start_epoch - origin
             )
         )
-        cpu = rec.generator_facts(w.start_epoch, w.end_epoch).max_cpu_pct
+        facts = rec.generator_facts(w.start_epoch, w.end_epoch)
+        cpu = facts.max_cpu_pct
+        runnable = max((s.runnable_pct or 0.0 for s in facts.cpu), default=0.0)
         if cpu is not None and cpu >= CPU_SATURATED_PCT:
             notes.append(
                 f"the load generator was at {cpu:.0f} % CPU at {w.users} users: from there "
                 "on the knee may be Locust's, not the target's"
+            )
+        elif runnable >= RUNNABLE_SATURATED_PCT:
+            notes.append(
+                f"the load generator was runnable {runnable:.0f} % of the time at {w.users} "
+                "users but other processes took part of its core: from there on the knee "
+                "may be Locust's, not the target's"
             )
     return steps, tuple(notes[:1])
 

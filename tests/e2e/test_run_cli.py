@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cpu_load import cpu_burners, needs_schedstat
 from tests.e2e.helpers import ROOT, load_summary, only_run_dir, paybench
 
 pytestmark = pytest.mark.e2e
@@ -126,29 +127,35 @@ def out(tmp_path: Path) -> Path:
     return tmp_path / "reports"
 
 
-def test_a_saturated_generator_is_an_unreliable_measurement(out: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("burners", [0, pytest.param(2, marks=needs_schedstat)])
+def test_a_saturated_generator_is_an_unreliable_measurement(
+    out: Path, tmp_path: Path, burners: int
+) -> None:
+    """UNRELIABLE (exit 3) for a CPU-bound generator, also when other processes take half of
+    its core (starved: its CPU % alone would read about 50 % and the run would pass)."""
     budgets = tmp_path / "budgets.yaml"
     budgets.write_text('version: 1\nrequests:\n  "GET /api/plans":\n    avg: "< 300ms"\n')
     burner = Path(__file__).parent / "locustfile_cpu_burner.py"
-    r = paybench(
-        "run",
-        "--locustfile",
-        str(burner),
-        "--budgets",
-        str(budgets),
-        "--users",
-        "4",
-        "--spawn-rate",
-        "4",
-        "--run-time",
-        "8s",
-        "--out",
-        str(out),
-        "--no-history",
-    )
+    with cpu_burners(burners):
+        r = paybench(
+            "run",
+            "--locustfile",
+            str(burner),
+            "--budgets",
+            str(budgets),
+            "--users",
+            "4",
+            "--spawn-rate",
+            "4",
+            "--run-time",
+            "8s",
+            "--out",
+            str(out),
+            "--no-history",
+        )
     assert r.returncode == 3, r.stdout + r.stderr
     assert "UNRELIABLE: the run is an unreliable measurement" in r.stdout
-    assert "saturated (CPU" in r.stdout
+    assert "load generator process local was saturated" in r.stdout, r.stdout
     summary = load_summary(only_run_dir(out))
     assert summary["verdict"]["outcome"] == "UNRELIABLE"
     assert summary["run"]["profile"] is None  # our profiles set our scenarios' options only

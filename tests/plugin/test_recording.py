@@ -191,6 +191,118 @@ def test_a_reliable_generator_has_no_reasons():
     assert generator_unreliable_reasons(facts) == ()
 
 
+# -- CPU demand: a generator starved by other processes ------------------------------------
+
+
+STARVED_WORKER_1 = (
+    "load generator process worker-1 was saturated: it was runnable 97 % of the time "
+    "(>= 90 %) but got 52 % of a core: the generator was starved by other processes, and "
+    "latencies include its own queueing; give it a core that nothing else uses, or use "
+    "fewer users"
+)
+
+
+def test_a_starved_generator_is_unreliable_though_its_cpu_share_is_low():
+    """A process runnable almost all of an interval but given half a core (other processes
+    took the rest) is saturated: its CPU % alone would call it reliable."""
+    facts = GeneratorFacts(
+        cpu=(
+            CpuSample(1002.0, "worker-0", 48.0, runnable_pct=51.0),
+            CpuSample(1002.0, "worker-1", 52.0, runnable_pct=97.0),
+            CpuSample(1004.0, "worker-1", 49.0, runnable_pct=93.5),
+        )
+    )
+    # One reason per process, with the figures of its most runnable interval.
+    assert generator_unreliable_reasons(facts) == (STARVED_WORKER_1,)
+
+
+def test_the_runnable_threshold_is_inclusive():
+    at = GeneratorFacts(cpu=(CpuSample(1.0, "local", 45.0, runnable_pct=90.0),))
+    below = GeneratorFacts(cpu=(CpuSample(1.0, "local", 45.0, runnable_pct=89.9),))
+    assert len(generator_unreliable_reasons(at)) == 1
+    assert generator_unreliable_reasons(below) == ()
+    assert generator_unreliable_reasons(at, runnable_threshold_pct=95.0) == ()
+
+
+def test_a_light_generator_waiting_for_a_core_at_each_wake_up_is_reliable():
+    """No false "saturated" on a busy machine: a generator that is idle most of the time
+    waits on the run queue when it wakes, which adds to its runnable share, but only a
+    little (figures measured with two CPU burners on two cores)."""
+    facts = GeneratorFacts(
+        cpu=(
+            CpuSample(1002.0, "local", 3.0, runnable_pct=9.9),
+            CpuSample(1004.0, "local", 26.4, runnable_pct=72.3),
+            CpuSample(1006.0, "local", 35.9, runnable_pct=61.6),
+        )
+    )
+    assert generator_unreliable_reasons(facts) == ()
+
+
+def test_samples_without_runnable_pct_are_judged_on_cpu_alone():
+    """Old recordings and kernels without schedstat: CPU % decides, as before."""
+    quiet = GeneratorFacts(cpu=(CpuSample(1.0, "local", 52.0), CpuSample(3.0, "local", 90.0)))
+    busy = GeneratorFacts(cpu=(CpuSample(1.0, "local", 52.0), CpuSample(3.0, "local", 91.0)))
+    assert generator_unreliable_reasons(quiet) == ()
+    (reason,) = generator_unreliable_reasons(busy)
+    assert reason.startswith("load generator process local was saturated (CPU 91 % > 90 %)")
+
+
+def test_a_process_that_got_its_core_is_named_once_by_its_cpu():
+    facts = GeneratorFacts(
+        cpu=(
+            CpuSample(1.0, "local", 55.0, runnable_pct=98.0),  # starved in this interval
+            CpuSample(3.0, "local", 97.0, runnable_pct=99.8),  # had the core in this one
+        )
+    )
+    assert generator_unreliable_reasons(facts) == (
+        "load generator process local was saturated (CPU 97 % > 90 %): latencies include "
+        "the generator's own queueing; use more --workers or fewer users",
+    )
+
+
+def test_runnable_pct_round_trips_and_older_workers_rows_still_merge(tmp_path: Path):
+    agg = Aggregator(INTERVAL_S)
+    agg.apply(payload("worker-1", [], cpu=[(START + 2.0, 52.0, 97.0), (START + 4.0, 50.0, None)]))
+    agg.apply(payload("worker-0", [], cpu=[(START + 2.0, 20.0)]))  # an older worker's rows
+    doc = agg.document(META)
+    assert doc["generator"]["cpu"] == [
+        {"epoch": START + 2.0, "process": "worker-1", "cpu_pct": 52.0, "runnable_pct": 97.0},
+        {"epoch": START + 2.0, "process": "worker-0", "cpu_pct": 20.0},
+        {"epoch": START + 4.0, "process": "worker-1", "cpu_pct": 50.0},
+    ]
+    write_json_atomically(tmp_path / HDR_FILE, doc)
+    rec = load_recording(tmp_path / HDR_FILE)
+    assert rec.cpu == (
+        CpuSample(START + 2.0, "worker-1", 52.0, 97.0),
+        CpuSample(START + 2.0, "worker-0", 20.0, None),
+        CpuSample(START + 4.0, "worker-1", 50.0, None),
+    )
+    assert generator_unreliable_reasons(rec) == (STARVED_WORKER_1,)
+    # Outside the window the starved interval does not count.
+    assert generator_unreliable_reasons(rec, START + 3.0, START + 5.0) == ()
+
+
+def test_a_recording_written_before_runnable_pct_loads_as_before(tmp_path: Path):
+    doc = _minimal(generator={"cpu": [{"epoch": 1.0, "process": "local", "cpu_pct": 52.0}]})
+    rec = load_recording(_write(tmp_path, doc))
+    assert rec.cpu == (CpuSample(1.0, "local", 52.0, None),)
+    assert generator_unreliable_reasons(rec) == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [(-1, "-1 is negative"), ("97", "expected a number, got the text '97'")],
+)
+def test_a_damaged_runnable_pct_is_refused_naming_its_key_path(tmp_path: Path, value, message):
+    sample = {"epoch": 1.0, "process": "local", "cpu_pct": 5.0, "runnable_pct": value}
+    path = _write(tmp_path, _minimal(generator={"cpu": [sample]}))
+    with pytest.raises(FormatError) as e:
+        load_recording(path)
+    assert e.value.message == (
+        f"{path}: generator.cpu[0].runnable_pct: {message}; the file is damaged or was edited"
+    )
+
+
 def test_paced_entries_round_trip(tmp_path: Path):
     agg = Aggregator(INTERVAL_S)
     agg.apply(

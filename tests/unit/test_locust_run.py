@@ -397,7 +397,8 @@ STANDIN = textwrap.dedent(
 
     signal.signal(signal.SIGINT, on_sigint)
     with open(live, "a") as f:
-        f.write('{"format": "paybench-live", "format_version": 1}\\n')
+        version = int(os.environ.get("PAYBENCH_STANDIN_LIVE_VERSION", "1"))
+        f.write(json.dumps({"format": "paybench-live", "format_version": version}) + "\\n")
     line(1)
     while True:
         signal.pause()
@@ -458,6 +459,27 @@ def test_a_run_past_its_deadline_is_stopped(tmp_path: Path, standin: dict[str, s
     assert (outcome.timed_out, outcome.stopped, outcome.interrupted) == (True, False, False)
     # By SIGINT (before or after the stand-in set its handler), never killed.
     assert outcome.returncode in (0, -signal.SIGINT)
+
+
+def test_a_live_file_paybench_cannot_read_ends_the_progress_not_the_run(
+    tmp_path: Path, standin: dict[str, str]
+) -> None:
+    """Regression: a live header of a newer format raised out of the tail loop, and Locust
+    was then killed without writing its outputs; now progress stops and the run ends as
+    planned (here at its deadline, by the one SIGINT)."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    seen: list[int] = []
+
+    def watch(line: LiveLine) -> bool:
+        seen.append(line.users)
+        return False
+
+    env = {**standin, "PAYBENCH_STANDIN_LIVE_VERSION": "99"}
+    outcome = run_locust(plan(run_dir, env=env), on_line=watch, poll_s=0.05, deadline_s=1.0)
+    assert outcome.timed_out
+    assert outcome.returncode in (0, -signal.SIGINT)  # stopped by SIGINT, never killed
+    assert seen == []
 
 
 def test_a_run_folder_with_a_locust_log_already_is_refused(tmp_path: Path) -> None:
