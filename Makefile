@@ -25,11 +25,15 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium missing (apt-get install chromium); the browser test will be skipped"; fi; }
 
-test: $(STAMP) browser
+# lint runs first: a broken contract or a type error fails before the long test run.
+test: $(STAMP) browser lint
 	$(BIN)/python -m pytest -q
 
+# The checks (docs/ARCHITECTURE.md, "Checks"): style, the import contracts, the types.
 lint: $(STAMP)
 	$(BIN)/ruff check harness locustfiles tests benchmarks
+	$(BIN)/lint-imports --no-logo
+	$(BIN)/mypy
 
 clean-venv:
 	rm -rf $(VENV)

@@ -159,6 +159,14 @@ def _reply(reply: Any) -> NoReturn:
     default=None,
     help="Fraction of requests the reference target fails on purpose.",
 )
+@click.option(
+    "--target-set",
+    "target_settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set a key of the reference target's model by its dotted path, e.g. "
+    "latency_factor.checkout=1.15 (a calibrated step); repeatable.",
+)
 @click.option("--no-history", is_flag=True, help="Do not record the run in the history.")
 def run(
     profile: str | None,
@@ -174,12 +182,15 @@ def run(
     target_config: Path | None,
     target_slowdown: float | None,
     target_error_rate: float | None,
+    target_settings: tuple[str, ...],
     no_history: bool,
 ) -> None:
     """Run a load profile, judge it against the budgets, write the reports."""
     from harness.commands.run import run as run_command
+    from harness.target.settings import parse_override
 
-    overrides: dict[str, Any] = {}
+    # The named options are applied after --target-set, so they win for the same key.
+    overrides: dict[str, Any] = dict(parse_override(text) for text in target_settings)
     if target_slowdown is not None:
         overrides["slowdown"] = target_slowdown
     if target_error_rate is not None:
@@ -425,6 +436,32 @@ def trend(
             out=out,
         )
     )
+
+
+@main.group()
+def baseline() -> None:
+    """What regression budgets compare with: accept a new level, or pin a baseline run."""
+
+
+@baseline.command("accept")
+@click.argument("run")
+@click.option("--reason", required=True, help="Why the new level is right (recorded).")
+@_history_option
+def baseline_accept(run: str, reason: str, history: Path) -> None:
+    """Accept the level of RUN (a run id or prefix): its regression becomes the baseline."""
+    from harness.commands.baseline import accept
+
+    _reply(accept(run=run, reason=reason, history=history))
+
+
+@baseline.command("pin")
+@click.argument("run")
+@_history_option
+def baseline_pin(run: str, history: Path) -> None:
+    """Pin RUN as the baseline: later runs are judged against it, without drift."""
+    from harness.commands.baseline import pin
+
+    _reply(pin(run=run, history=history))
 
 
 main.add_command(target_group)

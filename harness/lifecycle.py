@@ -37,6 +37,7 @@ from harness.runfolder import (
     LiveLine,
     RunKind,
     RunRecord,
+    RunTarget,
     bugs_reported_in,
     create_run_dir,
     write_atomic,
@@ -157,7 +158,7 @@ def locust_version() -> str | None:
 @contextlib.contextmanager
 def target_url(
     host: str | None, target_config: Path | None, overrides: Mapping[str, Any]
-) -> Iterator[tuple[str, str]]:
+) -> Iterator[tuple[str, RunTarget]]:
     """The base URL to load and its kind: ``host`` itself, or a reference target started
     on loopback for the duration (and stopped after, whatever happens)."""
     if host:

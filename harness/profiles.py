@@ -7,10 +7,14 @@ rate, run time, load shape): Locust itself reads the whole file.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from harness.errors import ConfigError
+
+_Number = TypeVar("_Number", int, float)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILES = PROJECT_ROOT / "locustfiles"
@@ -73,7 +77,7 @@ def load_profile(name: str, profiles_dir: Path = PROFILES_DIR) -> Profile:
         raise ConfigError(f"profile {name!r} does not exist: no {path}; choose one of {names}")
     settings = read_conf(path)
 
-    def number(key: str, kind: type) -> float | int | None:
+    def number(key: str, kind: Callable[[str], _Number]) -> _Number | None:
         if key not in settings:
             return None
         try:
@@ -87,7 +91,7 @@ def load_profile(name: str, profiles_dir: Path = PROFILES_DIR) -> Profile:
     return Profile(
         name=name,
         path=path,
-        users=number("users", int),  # type: ignore[arg-type]
+        users=number("users", int),
         spawn_rate=number("spawn-rate", float),
         run_time_s=parse_duration(run_time, f"{path}: run-time") if run_time else None,
         shape=settings.get("shape"),

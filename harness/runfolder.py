@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import IO, Any, Literal, TypeGuard
 
 from harness import __version__
-from harness.core.model import Baseline
+from harness.core.model import Baseline, OpenRegression
 from harness.errors import ConfigError, FormatError, InternalError, PaybenchError, StorageError
 from harness.inputs import Field, Obj, load_json, show
 
@@ -72,13 +72,16 @@ TRACEBACK_FILE = "paybench.traceback.txt"
 RUN_FORMAT = "paybench-run"
 RUN_FORMAT_VERSION = 1
 BASELINE_FORMAT = "paybench-baseline"
-BASELINE_FORMAT_VERSION = 1
+# 1: description, run_ids, values. 2: adds open_regressions and notes (what the history
+# held the run to), so that `paybench report` judges the run again as it was judged.
+BASELINE_FORMAT_VERSION = 2
 LIVE_FORMAT = "paybench-live"
 LIVE_FORMAT_VERSION = 1
 
 RunKind = Literal["run", "capacity"]
 KINDS = ("run", "capacity")
-TARGETS = ("reference", "external", "unknown")
+RunTarget = Literal["reference", "external", "unknown"]
+TARGETS: tuple[RunTarget, ...] = ("reference", "external", "unknown")
 # The statuses a run ends in; any other (starting, preflight, running) means that paybench
 # itself stopped before the run was finished.
 FINAL_STATUSES = ("finished", "incomplete", "failed")
@@ -260,7 +263,7 @@ class RunRecord:
     locustfile: str | None
     budgets: str | None  # the budgets file the run named
     host: str
-    target: str  # reference, external, unknown
+    target: RunTarget
     status: str | None  # starting, preflight, running, then one of FINAL_STATUSES
     incomplete_reason: str | None = None
     started_at: str | None = None  # ISO-8601 UTC, when Locust started
@@ -393,6 +396,12 @@ def write_baseline(run_dir: Path, baseline: Baseline) -> Path:
         "description": baseline.description,
         "run_ids": list(baseline.run_ids),
         "values": {k: {m: list(v) for m, v in ms.items()} for k, ms in baseline.values.items()},
+        "open_regressions": [
+            {"request": key, "metric": metric, "since": o.since_run_id, "values": list(o.values)}
+            for key, by_metric in baseline.open_regressions.items()
+            for metric, o in by_metric.items()
+        ],
+        "notes": list(baseline.notes),
     }
     return write_json_atomically(Path(run_dir) / BASELINE_FILE, doc, indent=2)
 
@@ -416,8 +425,16 @@ def load_baseline(run_dir: Path) -> Baseline | None:
             )
             for metric, series in at_key.mapping(metrics).items()
         }
+    opened: dict[str, dict[str, OpenRegression]] = {}
+    for item in raw.objs("open_regressions"):
+        regression = OpenRegression(item.text("since"), item.numbers("values", low=None))
+        opened.setdefault(item.text("request"), {})[item.text("metric")] = regression
     return Baseline(
-        description=raw.text("description"), run_ids=raw.texts("run_ids"), values=values
+        description=raw.text("description"),
+        run_ids=raw.texts("run_ids"),
+        values=values,
+        open_regressions=opened,
+        notes=raw.texts("notes"),
     )
 
 

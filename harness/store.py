@@ -14,8 +14,14 @@ Schema history (``PRAGMA user_version``; ``PRAGMA application_id`` marks our fil
    unreliable_json, extra_json, verdict_json; ``request_metrics`` gains cut_off, p90_ms,
    p99_9_ms; new table ``histograms``. Runs migrated from 1 have no histograms: their
    percentiles are the stored ones and comparisons of them carry no confidence interval.
+3: new tables ``regressions`` (the regression budgets each run broke, so that a regression
+   is never a baseline) and ``baseline_decisions`` (``paybench baseline accept|pin``).
+   Runs migrated from 2 get their regressions from their stored verdict.
 
 A database of a newer schema is refused, never modified.
+
+Which runs a regression budget compares with is ``harness.core.levels``' to say; the store
+reads the comparable runs and decisions for it and answers with a ``Baseline``.
 """
 
 from __future__ import annotations
@@ -24,18 +30,22 @@ import csv
 import io
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from harness.core import levels
 from harness.core import metrics as registry
 from harness.core.model import (
     AGGREGATE_KEY,
     Baseline,
+    BaselineDecision,
+    OpenRegression,
     Outcome,
+    RegressionBudget,
     RequestStats,
     RunMeta,
     RunResult,
@@ -46,7 +56,7 @@ from harness.inputs import Field, Obj, show
 from harness.runfolder import write_error
 
 DEFAULT_HISTORY = Path("reports/history.sqlite")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x50424831  # "PBH1": a paybench history database
 BUSY_TIMEOUT_MS = 60_000
 
@@ -133,8 +143,44 @@ CREATE INDEX runs_by_profile ON runs(profile, started_at);
 _STORAGE_SIGNS = ("disk is full", "readonly database", "unable to open", "disk I/O error")
 _HISTORY_OPTION = "--history"
 
-# Each entry takes the schema from version i + 1 to i + 2 (index 0: 1 -> 2).
-_MIGRATIONS = (_V1_TO_V2,)
+_V2_TO_V3 = """
+CREATE TABLE regressions (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    request_key TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    PRIMARY KEY (run_id, request_key, metric)
+);
+CREATE TABLE baseline_decisions (
+    decision_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('accept', 'pin')),
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    from_run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    reason TEXT,
+    decided_at TEXT NOT NULL,
+    recorded_through INTEGER NOT NULL
+);
+"""
+
+
+def _regressions_from_verdicts(conn: sqlite3.Connection) -> None:
+    """Schema 2 kept each verdict as JSON: its broken regression budgets become rows."""
+    rows = conn.execute("SELECT run_id, verdict_json FROM runs WHERE verdict_json IS NOT NULL")
+    found = []
+    for run_id, text in rows.fetchall():
+        try:
+            budgets = json.loads(text).get("budgets") or []
+        except (ValueError, AttributeError):
+            continue  # a verdict that is not ours to read keeps the run a plain one
+        found.extend((run_id, key, metric) for key, metric in _broken_regressions(budgets))
+    conn.executemany("INSERT OR IGNORE INTO regressions VALUES (?, ?, ?)", found)
+
+
+# Each entry takes the schema from version i + 1 to i + 2 (index 0: 1 -> 2): a script, or
+# a function for what SQL alone cannot read (JSON written by an older paybench).
+_MIGRATIONS: tuple[tuple[str | Callable[[sqlite3.Connection], None], ...], ...] = (
+    (_V1_TO_V2,),
+    (_V2_TO_V3, _regressions_from_verdicts),
+)
 
 
 @dataclass(frozen=True)
@@ -158,6 +204,7 @@ class RunRow:
     error_rate_pct: float | None
     rps: float
     p95_ms: float | None
+    regression: bool = False  # it broke a regression budget (harness.core.levels)
 
 
 @dataclass(frozen=True)
@@ -214,6 +261,31 @@ class ImportedRun:
     run_id: str
     path: Path
     added: bool  # False: the run was already in the history
+
+
+def _broken_regressions(budget_rows: Sequence[Any]) -> list[tuple[str, str]]:
+    """(request key, metric) of the regression budgets a stored verdict's rows broke.
+
+    A row of summary.json's verdict (``summary.budget_row``): broken with a measured value,
+    and a regression budget by its ``kind`` or, in rows written before it, by its text
+    (a regression budget is always written ``+...``). A budget that could not be measured
+    breaks the run, but says nothing of a level.
+    """
+    out = []
+    for row in budget_rows:
+        if not isinstance(row, dict) or row.get("status") != "fail":
+            continue
+        kind = row.get("kind")
+        regression = (
+            kind == "regression"
+            if kind is not None
+            else (str(row.get("budget") or "").startswith("+"))
+        )
+        key, metric = row.get("request"), row.get("metric")
+        if regression and row.get("measured") is not None and isinstance(key, str):
+            if isinstance(metric, str):
+                out.append((key, metric))
+    return out
 
 
 def _column(metric: str) -> str:
@@ -312,8 +384,12 @@ class HistoryStore:
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 self._run_script(conn, _RUNS_V1)
                 version = 1
-            for step in _MIGRATIONS[version - 1 :]:
-                self._run_script(conn, step)
+            for steps in _MIGRATIONS[version - 1 :]:
+                for step in steps:
+                    if callable(step):
+                        step(conn)
+                    else:
+                        self._run_script(conn, step)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -379,9 +455,24 @@ class HistoryStore:
                 },
                 default=str,
             )
-        return self._add(result, outcome, verdict_json)
+        broken = []
+        if verdict is not None:
+            broken = [
+                (r.request_key, r.budget.metric)
+                for r in verdict.results
+                if isinstance(r.budget, RegressionBudget)
+                and r.status == "fail"
+                and r.measured is not None
+            ]
+        return self._add(result, outcome, verdict_json, broken)
 
-    def _add(self, result: RunResult, outcome: str | None, verdict_json: str | None) -> bool:
+    def _add(
+        self,
+        result: RunResult,
+        outcome: str | None,
+        verdict_json: str | None,
+        regressions: Sequence[tuple[str, str]] = (),
+    ) -> bool:
         m = result.meta
         if outcome is None and result.incomplete:
             outcome = "INCOMPLETE"
@@ -460,6 +551,10 @@ class HistoryStore:
                 "VALUES (?, ?, ?, ?)",
                 [(m.run_id, key, h, iv) for key, h, iv in encoded],
             )
+            conn.executemany(
+                "INSERT OR IGNORE INTO regressions (run_id, request_key, metric) VALUES (?, ?, ?)",
+                [(m.run_id, key, metric) for key, metric in regressions],
+            )
         return True
 
     def import_run_dir(self, run_dir: Path, warmup_s: float | None = None) -> ImportedRun:
@@ -469,23 +564,27 @@ class HistoryStore:
 
         result = read_run(run_dir, warmup_s=warmup_s)
         outcome = verdict_json = None
+        broken: list[tuple[str, str]] = []
         if (run_dir / SUMMARY_FILE).exists():
             outcome, verdict = _imported_verdict(run_dir / SUMMARY_FILE)
             verdict_json = json.dumps(verdict, default=str)
-        added = self._add(result, outcome, verdict_json)
+            broken = _broken_regressions(verdict.get("budgets") or [])
+        added = self._add(result, outcome, verdict_json, broken)
         return ImportedRun(run_id=result.meta.run_id, path=run_dir, added=added)
 
     # -- reading ---------------------------------------------------------------------------
 
     def list_runs(self, profile: str | None = None, last: int | None = None) -> list[RunRow]:
         """Runs oldest first; ``last``: only the most recent ``last`` of them."""
+        args: list[str | int]
         where, args = ("WHERE r.profile = ?", [profile]) if profile is not None else ("", [])
         query = f"""
             SELECT r.run_id, r.started_at, r.profile, r.users, r.target, r.host,
                    r.scenario_version, r.git_commit, r.paybench_version, r.outcome,
                    r.incomplete, COALESCE(m.duration_s, r.steady_end_s - r.steady_start_s),
                    COALESCE(m.count, 0), COALESCE(m.failures, 0), m.error_rate_pct,
-                   COALESCE(m.rps, 0), m.p95_ms
+                   COALESCE(m.rps, 0), m.p95_ms,
+                   EXISTS (SELECT 1 FROM regressions g WHERE g.run_id = r.run_id)
             FROM runs r LEFT JOIN request_metrics m
               ON m.run_id = r.run_id AND m.request_key = '{AGGREGATE_KEY}'
             {where}
@@ -499,7 +598,8 @@ class HistoryStore:
         with self._connect() as conn:
             rows = conn.execute(query, args).fetchall()
         return [
-            RunRow(*row[:10], bool(row[10]), *row[11:])  # type: ignore[arg-type]
+            # One tuple: mypy would spread a star argument over every field.
+            RunRow(*(*row[:10], bool(row[10]), *row[11:-1], bool(row[-1])))
             for row in reversed(rows)
         ]
 
@@ -629,28 +729,23 @@ class HistoryStore:
             values=tuple(None if by_run.get(i) is None else float(by_run[i]) for i in ids),
         )
 
-    def baseline(
+    def _comparable(
         self,
+        conn: sqlite3.Connection,
         *,
         profile: str | None,
         users: int | None,
         scenario_version: str | None,
-        n: int = 5,
         exclude_run_id: str | None = None,
         target: str | None = None,
         host: str | None = None,
         before: str | None = None,
-    ) -> Baseline | None:
-        """The last ``n`` comparable runs as a Baseline; None when there is none.
+    ) -> list[levels.LevelRun]:
+        """The comparable runs a baseline may come from, oldest first, with what each broke.
 
-        Comparable: the same profile, user count and scenario version, and, when given,
-        the same target kind (``reference``/``external``) and, for an external target, the
-        same host. ``before`` (ISO time) keeps runs started earlier. Runs that were
-        incomplete or unreliable never serve as a baseline; failed ones do (a failure
-        is a measurement too; a lasting regression stays visible through the median).
+        Incomplete and unreliable runs are left out: their figures do not stand for the
+        system, so they are neither a baseline nor a regression.
         """
-        if n < 1:
-            raise ConfigError(f"baseline_runs must be at least 1, got {n}")
         clauses = [
             "r.profile IS ?",
             "r.users IS ?",
@@ -672,34 +767,158 @@ class HistoryStore:
             clauses.append("r.started_at < ?")
             args.append(before)
         query = (
-            f"SELECT r.run_id FROM runs r WHERE {' AND '.join(clauses)} "
-            "ORDER BY r.started_at DESC, r.run_id DESC LIMIT ?"
+            f"SELECT r.run_id, r.rowid FROM runs r WHERE {' AND '.join(clauses)} "
+            "ORDER BY r.started_at, r.run_id"
         )
+        rows = conn.execute(query, args).fetchall()
+        broken: dict[str, set[tuple[str, str]]] = {}
+        ids = [row[0] for row in rows]
+        # Chunks stay below SQLite's limit on host parameters.
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for run_id, key, metric in conn.execute(
+                f"SELECT run_id, request_key, metric FROM regressions WHERE run_id IN ({marks})",
+                chunk,
+            ):
+                broken.setdefault(run_id, set()).add((key, metric))
+        return [
+            levels.LevelRun(run_id, int(seq), frozenset(broken.get(run_id, ())))
+            for run_id, seq in rows
+        ]
+
+    @staticmethod
+    def _decisions(conn: sqlite3.Connection) -> list[BaselineDecision]:
+        rows = conn.execute(
+            "SELECT decision_id, kind, run_id, from_run_id, reason, decided_at, "
+            "recorded_through FROM baseline_decisions ORDER BY decision_id"
+        ).fetchall()
+        return [BaselineDecision(*row) for row in rows]
+
+    @staticmethod
+    def _in_force(
+        decisions: Sequence[BaselineDecision], runs: Sequence[levels.LevelRun]
+    ) -> BaselineDecision | None:
+        """The latest decision whose level starts at one of ``runs``."""
+        ids = {r.run_id for r in runs}
+        return next((d for d in reversed(decisions) if d.from_run_id in ids), None)
+
+    def decisions(self, profile: str | None = None) -> list[BaselineDecision]:
+        """Every accept and pin, oldest first; ``profile``: only those on its runs."""
         with self._connect() as conn:
-            ids = [row[0] for row in conn.execute(query, [*args, n])][::-1]
+            found = self._decisions(conn)
+            if profile is None:
+                return found
+            ids = {
+                row[0]
+                for row in conn.execute("SELECT run_id FROM runs WHERE profile IS ?", (profile,))
+            }
+        return [d for d in found if d.from_run_id in ids]
+
+    def level_history(
+        self, result: RunResult
+    ) -> tuple[list[levels.LevelRun], list[BaselineDecision]]:
+        """The comparable runs before ``result`` (oldest first) and the decisions on them."""
+        m = result.meta
+        with self._connect() as conn:
+            runs = self._comparable(
+                conn,
+                profile=m.profile,
+                users=m.users,
+                scenario_version=m.scenario_version,
+                exclude_run_id=m.run_id,
+                target=m.target,
+                host=m.host,
+                before=m.started_at,
+            )
+            ids = {r.run_id for r in runs}
+            found = [d for d in self._decisions(conn) if d.from_run_id in ids]
+        return runs, found
+
+    def baseline(
+        self,
+        *,
+        profile: str | None,
+        users: int | None,
+        scenario_version: str | None,
+        n: int = 5,
+        exclude_run_id: str | None = None,
+        target: str | None = None,
+        host: str | None = None,
+        before: str | None = None,
+    ) -> Baseline | None:
+        """The baseline of the next comparable run; None when there is none yet.
+
+        Comparable: the same profile, user count and scenario version, and, when given,
+        the same target kind (``reference``/``external``) and, for an external target, the
+        same host. ``before`` (ISO time) keeps runs started earlier. Incomplete and
+        unreliable runs never serve. Of the rest, ``harness.core.levels.select_baseline``
+        picks: the last ``n`` that broke no regression budget, since the level someone
+        accepted (or the pinned run and the first runs after the pin); and it names the
+        regressions still open, whose runs' values come with the Baseline.
+        """
+        if n < 1:
+            raise ConfigError(f"baseline_runs must be at least 1, got {n}")
+        with self._connect() as conn:
+            runs = self._comparable(
+                conn,
+                profile=profile,
+                users=users,
+                scenario_version=scenario_version,
+                exclude_run_id=exclude_run_id,
+                target=target,
+                host=host,
+                before=before,
+            )
+            decision = self._in_force(self._decisions(conn), runs)
+        chosen = levels.select_baseline(runs, decision, n)
+        ids = list(chosen.run_ids)
         if not ids:
             return None
+        streaks = {run_id for stretch in chosen.open.values() for run_id in stretch}
+        stored = self.request_metrics(sorted(set(ids) | streaks))
+        by_run: dict[str, dict[str, RequestMetrics]] = {}
+        for rm in stored:
+            by_run.setdefault(rm.run_id, {})[rm.request_key] = rm
         per_key: dict[str, dict[str, list[float]]] = {}
-        order = {run_id: i for i, run_id in enumerate(ids)}
-        for m in sorted(self.request_metrics(ids), key=lambda m: order[m.run_id]):
-            metrics = per_key.setdefault(m.request_key, {})
-            for metric in BASELINE_METRICS:
-                v = m.value(metric)
-                if v is not None:
-                    metrics.setdefault(metric, []).append(v)
+        for run_id in ids:
+            for key, rm in by_run.get(run_id, {}).items():
+                metrics = per_key.setdefault(key, {})
+                for metric in BASELINE_METRICS:
+                    v = rm.value(metric)
+                    if v is not None:
+                        metrics.setdefault(metric, []).append(v)
+        open_regressions: dict[str, dict[str, OpenRegression]] = {}
+        for (key, metric), stretch in chosen.open.items():
+            if metric not in METRIC_COLUMNS:
+                continue
+            values = [
+                v
+                for run_id in stretch
+                if (rm := by_run.get(run_id, {}).get(key)) is not None
+                and (v := rm.value(metric)) is not None
+            ]
+            if values:
+                open_regressions.setdefault(key, {})[metric] = OpenRegression(
+                    stretch[0], tuple(values)
+                )
+        left_out = sum(
+            1
+            for r in runs
+            if r.regressions
+            and r.run_id not in chosen.run_ids
+            and r.seq > (decision.recorded_through if decision is not None else -1)
+        )
         where = [f"profile {profile}", f"{users} users", f"scenario {scenario_version}"]
         if target is not None:
             where.append(f"{target} target")
             if target == "external" and host is not None:
                 where.append(f"host {host}")
-        plural = "s" if len(ids) > 1 else ""
-        short = "" if len(ids) == n else f", {n} wanted"
-        span = ids[0] if len(ids) == 1 else f"{ids[0]} .. {ids[-1]}"
         return Baseline(
-            description=f"the last {len(ids)} comparable run{plural} "
-            f"({', '.join(where)}{short}): {span}",
+            description=_describe(ids, n, where, decision, left_out),
             run_ids=tuple(ids),
             values={k: {m: tuple(v) for m, v in ms.items()} for k, ms in per_key.items()},
+            open_regressions=open_regressions,
         )
 
     def baseline_for(self, result: RunResult, n: int = 5) -> Baseline | None:
@@ -715,6 +934,56 @@ class HistoryStore:
             host=m.host,
             before=m.started_at,
         )
+
+    def decide(
+        self, kind: Literal["accept", "pin"], run_ref: str, reason: str | None = None
+    ) -> tuple[BaselineDecision, int]:
+        """Record ``paybench baseline accept|pin``: the decision and how many regression runs
+        of the accepted level it covers (harness.core.levels says what each one means)."""
+        run_id = self.resolve_run_id(run_ref)
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT profile, users, scenario_version, target, host, incomplete, outcome "
+                "FROM runs WHERE run_id = ?",
+                (run_id,),
+            ).fetchone()
+            profile, users, scenario, target, host, incomplete, outcome = row
+            if incomplete or outcome in UNTRUSTED_OUTCOMES:
+                state = "incomplete" if incomplete else outcome
+                raise ConfigError(
+                    f"run {run_id} is {state}: its figures do not stand for the system, so "
+                    f"its level cannot be {'accepted' if kind == 'accept' else 'pinned'}; "
+                    "name a judged run (`paybench history list` shows them)"
+                )
+            runs = self._comparable(
+                conn,
+                profile=profile,
+                users=users,
+                scenario_version=scenario,
+                target=target,
+                host=host,
+            )
+            in_force = self._in_force(self._decisions(conn), runs)
+            start = run_id
+            if kind == "accept":
+                try:
+                    start = levels.regression_start(runs, run_id, in_force)
+                except ValueError:
+                    # A run from before the level in force starts a level of its own again.
+                    start = run_id
+            through = int(conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM runs").fetchone()[0])
+            decided_at = _now_iso()
+            cur = conn.execute(
+                "INSERT INTO baseline_decisions (kind, run_id, from_run_id, reason, decided_at, "
+                "recorded_through) VALUES (?, ?, ?, ?, ?, ?)",
+                (kind, run_id, start, reason, decided_at, through),
+            )
+            decision = BaselineDecision(
+                int(cur.lastrowid or 0), kind, run_id, start, reason, decided_at, through
+            )
+        index = next(i for i, r in enumerate(runs) if r.run_id == start)
+        covered = sum(1 for r in runs[index:] if r.regressions and r.seq <= through)
+        return decision, covered
 
     def export(
         self,
@@ -740,6 +1009,31 @@ class HistoryStore:
         writer.writeheader()
         writer.writerows(rows)
         return buf.getvalue()
+
+
+def _describe(
+    ids: Sequence[str],
+    n: int,
+    where: Sequence[str],
+    decision: BaselineDecision | None,
+    left_out: int,
+) -> str:
+    """What the baseline is, in words: which runs, and the decision it stands on."""
+    settings = ", ".join(where)
+    span = ids[0] if len(ids) == 1 else f"{ids[0]} .. {ids[-1]}"
+    when = decision.decided_at[:16].replace("T", " ") + " UTC" if decision else ""
+    because = f": {decision.reason}" if decision is not None and decision.reason else ""
+    if decision is not None and decision.kind == "pin":
+        after = f" and the {len(ids) - 1} comparable run{'s' if len(ids) > 2 else ''} after the pin"
+        return f"the pinned run {ids[0]}{after if len(ids) > 1 else ''} ({settings}; pinned {when})"
+    plural = "s" if len(ids) > 1 else ""
+    short = "" if len(ids) == n else f", {n} wanted"
+    text = f"the last {len(ids)} comparable run{plural} ({settings}{short}): {span}"
+    if left_out:
+        text += f"; {left_out} regression run{'s' if left_out > 1 else ''} left out"
+    if decision is not None:
+        text += f"; level accepted {when} from {decision.from_run_id}{because}"
+    return text
 
 
 EXPORT_COLUMNS = (

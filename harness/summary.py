@@ -2,7 +2,10 @@
 
 Format history (``format_version``):
 1: first version. Every summary.json has carried ``format`` and ``format_version`` since:
-   a file without a positive whole version is damaged, not older.
+   a file without a positive whole version is damaged, not older. Added since, readable
+   by every version-1 reader: the budget status ``inconclusive`` (a regression budget the
+   run has too few samples to judge) and ``verdict.notes`` (what the history says beside
+   the budgets, such as a new level nobody accepted; an empty list when nothing).
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ def build_summary(result: RunResult, verdict: Verdict, exit_code: int) -> dict[s
             "outcome": verdict.outcome,
             "exit_code": exit_code,
             "reasons": list(verdict.reasons),
+            "notes": list(verdict.notes),
             "budgets": [budget_row(b) for b in verdict.results],
         },
         "measurement": "paybench-hdr" if result.exact else "locust-csv",

@@ -51,8 +51,8 @@ def run(
     """Run a load profile, judge it against the budgets, write the reports (module doc)."""
     if host and (target_config or target_overrides):
         raise ConfigError(
-            "--target-config/--target-slowdown/--target-error-rate apply to the built-in "
-            "target only; drop them or drop --host"
+            "--target-config/--target-slowdown/--target-error-rate/--target-set apply to the "
+            "built-in target only; drop them or drop --host"
         )
     locustfile = locustfile or DEFAULT_LOCUSTFILE
     if not locustfile.is_file():

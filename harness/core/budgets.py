@@ -265,7 +265,8 @@ class _BoundedLoader(yaml.SafeLoader):
             )
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        mark = self.peek_event().start_mark
+        # types-PyYAML leaves Parser.peek_event unannotated; it returns the next Event.
+        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
         if self.check_event(yaml.AliasEvent):
             node = super().compose_node(parent, index)
             self._count(self._values.get(id(node), 1), mark)
@@ -381,7 +382,7 @@ def _parse_limit(ctx: _Ctx, metric: str, value: Any) -> tuple[Operator, float, s
         ctx.fail(f"{text!r} has no operator", f"start it with <, <=, > or >=, e.g. {example}")
     if op_text not in _OPERATORS:
         ctx.fail(f"unknown operator {op_text!r} in {text!r}", "use <, <=, > or >=")
-    op: Operator = op_text  # type: ignore[assignment]
+    op: Operator = op_text
     m = _NUMBER.match(rest)
     if not m:
         ctx.fail(f"{text!r} has no number after the operator", f"write e.g. {example}")

@@ -4,6 +4,13 @@ Every budget is expanded against the request keys of the run's steady state; a n
 never ran is a "no samples" failure, never a silent pass. Percentile and average budgets
 carry a 95 % confidence interval from ``harness.core.stats``; when it straddles the limit the
 result is marked marginal (still judged on the measured value).
+
+A regression budget is broken when the rise over the baseline exceeds what it allows and,
+for a ``significant`` one, lies beyond both the spread between the baseline runs and the
+run's own interval (``stats.above_baseline``). A regression the history holds open (see
+``harness.core.levels``) keeps breaking it until it is accepted or the run is back at the
+baseline. A run whose own interval is too wide to tell a rise of the allowed size is
+"inconclusive": not broken, not a pass, and said so with the samples it would need.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from harness.core.format import (
     fmt_interval,
     fmt_limit,
     fmt_margin,
+    fmt_seconds,
     fmt_value,
     plural,
     table_width,
@@ -35,9 +43,12 @@ from harness.core.model import (
     Budget,
     BudgetResult,
     Budgets,
+    OpenRegression,
+    Outcome,
     RegressionBudget,
     RequestStats,
     RunResult,
+    Status,
     Verdict,
     metric_unit,
 )
@@ -147,7 +158,7 @@ def _expand(selector: str, result: RunResult) -> list[tuple[str, RequestStats | 
             return [(selector, None, message)]
     else:
         keys = [selector]
-    out = []
+    out: list[tuple[str, RequestStats | None, str]] = []
     for key in keys:
         found = result.find(key)
         if found is None or found.count == 0:
@@ -207,34 +218,43 @@ def _judge(b: Budget, result: RunResult) -> list[BudgetResult]:
     return out
 
 
+def _candidate_interval(
+    rb: RegressionBudget, s: RequestStats, m: _Measure
+) -> tuple[float, float] | None:
+    """The run's own 95 % interval of the metric (Wilson for error_rate), in its unit."""
+    if rb.metric == "error_rate":
+        low, high = stats.wilson_interval(s.failures, s.count, CONFIDENCE)
+        return 100.0 * low, 100.0 * high
+    if m.ci is not None:
+        return m.ci.low_ms, m.ci.high_ms
+    return None
+
+
 def _significance(
     rb: RegressionBudget,
-    s: RequestStats,
     candidate: float,
     values: Sequence[float],
-    m: _Measure,
+    interval: tuple[float, float] | None,
 ) -> tuple[bool | None, str]:
-    """Whether the candidate is higher than the baseline beyond run-to-run noise.
+    """Whether the candidate is higher than the baseline beyond both kinds of noise.
 
     ``stats.above_baseline``: with ``MIN_PREDICTION_RUNS`` or more baseline runs, above the
-    95 % prediction interval of those runs; with fewer, the run's own 95 % interval lies
-    wholly above the baseline median (percentile/mean intervals from ``harness.core.stats``,
-    the Wilson interval for error_rate). None when neither can be told (min/max, Locust CSV).
+    95 % prediction interval of those runs, widened by the run's own interval when that
+    is the wider (percentile/mean intervals from ``harness.core.stats``, the Wilson
+    interval for error_rate); with fewer, the run's own 95 % interval lies wholly above
+    the baseline median. None when neither can be told (min/max, Locust CSV).
     """
     unit = metric_unit(rb.metric)
     n = len(values)
-    interval = None
-    if rb.metric == "error_rate":
-        low, high = stats.wilson_interval(s.failures, s.count, CONFIDENCE)
-        interval = (100.0 * low, 100.0 * high)
-    elif m.ci is not None:
-        interval = (m.ci.low_ms, m.ci.high_ms)
     sig = stats.above_baseline(values, candidate, interval, CONFIDENCE)
     # Only a rise can break a regression budget, so only the upper side counts.
     if sig.method == stats.METHOD_PREDICTION_INTERVAL:
         where = "above" if sig.above else "below" if sig.below else "within"
         interval_text = _fmt_ci(sig.low, sig.high, unit)
-        return sig.above, f"{where} the 95 % prediction interval {interval_text} of {n} runs"
+        widened = ", widened by the run's own 95 % interval" if sig.widened else ""
+        return sig.above, (
+            f"{where} the 95 % prediction interval {interval_text} of {n} runs{widened}"
+        )
     if sig.method == stats.METHOD_NONE:
         return None, (
             f"significance unknown: {n} baseline run(s), fewer than {MIN_PREDICTION_RUNS}, "
@@ -244,6 +264,117 @@ def _significance(
         f"the run's 95 % interval {_fmt_ci(sig.low, sig.high, unit)} "
         f"{'lies above' if sig.above else 'does not lie above'} the baseline ({n} run(s), "
         f"fewer than {MIN_PREDICTION_RUNS} for a prediction interval)"
+    )
+
+
+@dataclass(frozen=True)
+class _Resolution:
+    """Whether the run's own samples can tell a rise of the allowed size from none.
+
+    ``half_width``: how far the run's own interval reaches below the value it is read at
+    (the rise a change must clear to show), in the metric's unit; ``needed``: about how
+    many samples would bring it within the allowed rise (`stats.samples_for_half_width`);
+    ``run_s``: about how long a run that collects them would be.
+    """
+
+    enough: bool
+    samples: int
+    half_width: float
+    needed: int
+    run_s: float | None
+
+
+def _run_length_s(result: RunResult, s: RequestStats, samples: int) -> float | None:
+    """A run long enough for ``samples`` of ``s`` at its steady rate, ramp and warm-up kept."""
+    if s.duration_s <= 0 or s.count == 0:
+        return None
+    rate = s.count / s.duration_s
+    steady = result.steady_end_s - result.steady_start_s
+    planned = result.meta.run_time_s
+    outside = max(0.0, planned - steady) if planned else max(0.0, result.steady_start_s)
+    total = outside + samples / rate
+    step = 5.0 if total < 120 else 60.0
+    return math.ceil(total / step) * step
+
+
+def _resolution(
+    rb: RegressionBudget,
+    s: RequestStats,
+    result: RunResult,
+    value: float,
+    base: float,
+    interval: tuple[float, float] | None,
+    allowed: float,
+) -> _Resolution | None:
+    """How finely this run resolves a change of ``allowed`` (None: nothing to tell by)."""
+    if allowed <= 0 or s.count == 0:
+        return None
+    if rb.metric == "error_rate":
+        # A rate's interval depends on the rate: would a run of this many requests at
+        # exactly the allowed rate show its interval above the baseline?
+        at_pct = min(100.0, base + allowed)
+        failures = min(s.count, round(at_pct / 100.0 * s.count))
+        low, _ = stats.wilson_interval(failures, s.count, CONFIDENCE)
+        half = max(0.0, failures / s.count * 100.0 - 100.0 * low)
+    elif interval is not None:
+        half = value - min(interval[0], value)
+    else:
+        return None
+    needed = stats.samples_for_half_width(s.count, half, allowed)
+    return _Resolution(half <= allowed, s.count, half, needed, _run_length_s(result, s, needed))
+
+
+def _cannot_detect(rb: RegressionBudget, res: _Resolution) -> str:
+    """``cannot detect a 10 % change with 110 samples; about 420 are needed, a run of ...``."""
+    unit = metric_unit(rb.metric)
+    if rb.relative:
+        size = fmt_limit(rb.max_increase, "%")
+    else:
+        size = fmt_limit(rb.max_increase, "points" if unit == "%" else unit)
+    run = f", a run of about {fmt_seconds(res.run_s)}" if res.run_s is not None else ""
+    return (
+        f"cannot detect a {size} change with {res.samples:,} samples; about {res.needed:,} "
+        f"are needed{run} (the run's own 95 % interval reaches "
+        f"{fmt_value(res.half_width, unit)} below its value and narrows as 1/sqrt(samples))"
+    )
+
+
+def _change(rb: RegressionBudget, value: float, base: float) -> float:
+    """The rise over the baseline as the budget counts it: percent of it, or units/points."""
+    if not rb.relative:
+        return value - base
+    if base > 0:
+        return (value - base) / base * 100.0
+    return math.inf if value > base else 0.0  # any rise from zero is an infinite relative rise
+
+
+def _held(
+    rb: RegressionBudget,
+    open_regression: OpenRegression,
+    change: float,
+    base: float,
+    rose: bool,
+    resolution: _Resolution | None,
+) -> str | None:
+    """Why an open regression still fails this run (None: the run shows it gone).
+
+    Back means: not above the allowed rise, nearer the baseline than the regression's
+    level (the median of its runs), and, where only significant rises count, measured
+    finely enough to tell.
+    """
+    unit = metric_unit(rb.metric)
+    level = statistics.median(open_regression.values)
+    level_change = _change(rb, level, base)
+    unresolved = rb.significant_only and resolution is not None and not resolution.enough
+    if not rose and change <= level_change / 2.0 and not unresolved:
+        return None
+    since = open_regression.since_run_id
+    runs = plural(len(open_regression.values), "run")
+    return (
+        f"broken: the regression since {since} ({runs}, at {fmt_value(level, unit)}) has not "
+        f"been accepted and this run is not back (back: within the allowed rise and nearer "
+        f"the baseline than that level); `paybench baseline accept {since} --reason TEXT` "
+        "accepts it"
     )
 
 
@@ -298,27 +429,41 @@ def _judge_regression(
             )
             continue
         base = statistics.median(values)
+        change = _change(rb, m.value, base)
         if rb.relative:
             threshold = base * (1.0 + rb.max_increase / 100.0)
-            if base > 0:
-                change = (m.value - base) / base * 100.0
-            else:  # any rise from zero is an infinite relative rise
-                change = math.inf if m.value > base else 0.0
+            allowed_abs = base * rb.max_increase / 100.0
             change_text = fmt_change(change, "%") if math.isfinite(change) else "up from zero"
             allowed = f"+{fmt_limit(rb.max_increase, '%')}"
         else:
             threshold = base + rb.max_increase
-            change = m.value - base
+            allowed_abs = rb.max_increase
             # A rate rises in percentage points, as its regression budget is written.
             points = "points" if unit == "%" else unit
             change_text = fmt_change(change, points)
             allowed = f"+{fmt_limit(rb.max_increase, points)}"
-        significant, how = _significance(rb, s, m.value, values, m)
+        interval = _candidate_interval(rb, s, m)
+        significant, how = _significance(rb, m.value, values, interval)
+        resolution = _resolution(rb, s, result, m.value, base, interval, allowed_abs)
         rose = change > rb.max_increase
         broken = rose and (bool(significant) or not rb.significant_only)
-        verdict = "broken" if broken else "holds"
-        if rose and not broken:
+        status: Status = "fail" if broken else "pass"
+        if broken:
+            verdict = "broken"
+        elif rose and significant is None and rb.significant_only:
+            status = "inconclusive"
+            verdict = "inconclusive: whether the rise is significant cannot be told"
+        elif rose:
             verdict = "holds: the rise is not significant"
+        else:
+            verdict = "holds"
+        opened = baseline.open_regressions.get(key, {}).get(rb.metric) if baseline else None
+        if not broken and opened is not None:
+            held = _held(rb, opened, change, base, rose, resolution)
+            if held is not None:
+                status, verdict = "fail", held
+        if status == "pass" and rb.significant_only and resolution and not resolution.enough:
+            status, verdict = "inconclusive", f"{_cannot_detect(rb, resolution)}; inconclusive"
         message = (
             f"{rb.metric} {fmt_value(m.value, unit)} vs baseline {fmt_value(base, unit)} "
             f"({baseline.description if baseline else ''}): {change_text}, allowed {allowed}"
@@ -331,7 +476,7 @@ def _judge_regression(
             BudgetResult(
                 rb,
                 key,
-                "fail" if broken else "pass",
+                status,
                 m.value,
                 threshold,
                 margin_pct("<=", m.value, threshold),
@@ -358,13 +503,16 @@ def evaluate(result: RunResult, budgets: Budgets, baseline: Baseline | None = No
         results.extend(_judge_regression(rb, result, baseline))
     # INCOMPLETE first: a run that did not finish is that, whatever else is wrong with it;
     # then UNRELIABLE: a saturated generator makes even a finished run's figures suspect.
+    notes = baseline.notes if baseline is not None and budgets.regressions else ()
     if result.incomplete:
         reasons = (result.incomplete_reason or "the run did not finish",)
-        return Verdict("INCOMPLETE", tuple(results), reasons + tuple(result.unreliable_reasons))
+        return Verdict(
+            "INCOMPLETE", tuple(results), reasons + tuple(result.unreliable_reasons), notes
+        )
     if result.unreliable_reasons:
-        return Verdict("UNRELIABLE", tuple(results), tuple(result.unreliable_reasons))
-    outcome = "FAIL" if any(not r.passed for r in results) else "PASS"
-    return Verdict(outcome, tuple(results))
+        return Verdict("UNRELIABLE", tuple(results), tuple(result.unreliable_reasons), notes)
+    outcome: Outcome = "FAIL" if any(not r.passed for r in results) else "PASS"
+    return Verdict(outcome, tuple(results), notes=notes)
 
 
 def exit_code(verdict: Verdict) -> int:
@@ -385,11 +533,14 @@ def _fmt_ci(low: float | None, high: float | None, unit: str) -> str:
 
 
 def status_label(r: BudgetResult) -> str:
-    """The result column: PASS, MARGINAL, FAIL, FAIL (marginal), NO SAMPLES, SKIPPED."""
+    """The result column: PASS, MARGINAL, FAIL, FAIL (marginal), NO SAMPLES, SKIPPED,
+    INCONCLUSIVE."""
     if r.status == "no samples":
         return "NO SAMPLES"
     if r.status == "skipped":
         return "SKIPPED"
+    if r.status == "inconclusive":
+        return "INCONCLUSIVE"
     if r.status == "fail":
         return "FAIL (marginal)" if r.marginal else "FAIL"
     return "MARGINAL" if r.marginal else "PASS"
@@ -423,21 +574,26 @@ def headline(verdict: Verdict) -> str:
     """What the verdict says of its budgets; the CLI's first line and every report's headline.
 
     ``3 of 16 budgets broken (1 marginal, 2 skipped)``, ``all 14 budgets hold (2 skipped)``:
-    a skipped regression budget (no baseline yet) is neither held nor broken, so "all N
-    hold" counts the judged ones and the skipped are named beside them. An unreliable or
-    incomplete run says that first.
+    a skipped regression budget (no baseline yet) is neither held nor broken, nor is an
+    inconclusive one (too few samples to tell), so "all N hold" counts the judged ones and
+    the others are named beside them. An unreliable or incomplete run says that first.
     """
     results = verdict.results
     n = len(results)
     broken = len(verdict.broken)
     marginal = sum(1 for r in results if r.marginal and r.passed)
     skipped = sum(1 for r in results if r.status == "skipped")
-    judged = n - skipped
+    inconclusive = len(verdict.inconclusive)
+    judged = n - skipped - inconclusive
     extras = [f"{marginal} marginal"] if marginal else []
+    if inconclusive and (judged or skipped or broken):
+        extras.append(f"{inconclusive} inconclusive")
     if n == 0:
         counts = "no budgets were set"
     elif broken:
         counts = f"{broken} of {plural(n, 'budget')} broken"
+    elif judged == 0 and not skipped:
+        counts = f"no budget judged: {inconclusive} inconclusive"
     elif judged == 0:
         counts = f"no budget judged: {skipped} skipped"
     else:
@@ -473,7 +629,7 @@ def _note_lines(results: Sequence[BudgetResult], width: int) -> list[str]:
     """Why a budget broke, had no samples, was marginal or skipped; one note per message."""
     grouped: dict[tuple[str, str], list[str]] = {}
     for r in results:
-        if r.message and (not r.passed or r.marginal or r.status == "skipped"):
+        if r.message and (not r.passed or r.marginal or r.status in ("skipped", "inconclusive")):
             label = r.budget.metric
             if isinstance(r.budget, RegressionBudget):
                 label += " vs baseline"
@@ -518,4 +674,8 @@ def format_verdict_table(verdict: Verdict, width: int = 100) -> list[str]:
     if notes:
         lines.append("")
         lines.extend(notes)
+    if verdict.notes:
+        lines.append("")
+        for note in verdict.notes:
+            lines.extend(wrap_text(f"note: {note}", width))
     return lines

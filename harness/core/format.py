@@ -21,13 +21,9 @@ from typing import Literal
 DASH = "\u2013"  # an en dash where a value does not exist (no sample, unknown)
 
 
-def _missing(value: float | None) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def fmt_ms(value: float | None) -> str:
     """A latency in ms, without its unit: ``0.203``, ``4.10``, ``14.7``, ``1,234``."""
-    if _missing(value):
+    if value is None or math.isnan(value):
         return DASH
     a = abs(value)
     if a < 1:
@@ -44,7 +40,7 @@ def fmt_count(value: int | None) -> str:
 
 
 def fmt_rps(value: float | None) -> str:
-    if _missing(value):
+    if value is None or math.isnan(value):
         return DASH
     if value < 10:
         return f"{value:.2f}"
@@ -55,7 +51,7 @@ def fmt_rps(value: float | None) -> str:
 
 def fmt_pct(value: float | None, signed: bool = False) -> str:
     """``12.3 %``; ``signed`` puts ``+`` before headroom so that ``-4.1 %`` stands out."""
-    if _missing(value):
+    if value is None or math.isnan(value):
         return DASH
     digits = 2 if abs(value) < 10 else 1
     return f"{value:+.{digits}f} %" if signed else f"{value:.{digits}f} %"
@@ -68,7 +64,7 @@ def fmt_margin(value: float | None) -> str:
 
 def fmt_number(value: float | None) -> str:
     """A plain number with at most three decimals and no trailing zeros."""
-    if _missing(value):
+    if value is None or math.isnan(value):
         return DASH
     if float(value).is_integer():
         return f"{value:,.0f}"
@@ -77,7 +73,7 @@ def fmt_number(value: float | None) -> str:
 
 def fmt_value(value: float | None, unit: str) -> str:
     """A measured value or a limit with its unit: ``2,340 ms``, ``0.50 %``, ``12.0 req/s``."""
-    if _missing(value):
+    if value is None or math.isnan(value):
         return DASH
     if unit == "ms":
         return f"{fmt_ms(value)} ms"
@@ -92,7 +88,7 @@ def fmt_value(value: float | None, unit: str) -> str:
 
 def fmt_interval(low: float | None, high: float | None, unit: str) -> str:
     """A confidence or prediction interval: ``131 ms`` en dash ``152 ms``; DASH when unknown."""
-    if _missing(low) or _missing(high):
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
         return DASH
     return f"{fmt_value(low, unit)} {DASH} {fmt_value(high, unit)}"
 
@@ -104,7 +100,7 @@ def fmt_limit(value: float, unit: str) -> str:
 
 def fmt_change(value: float | None, unit: str) -> str:
     """A change: ``+12.3 %`` (relative), ``+0.25 pts`` (percentage points), ``-1.50 ms``."""
-    if _missing(value):
+    if value is None or math.isnan(value):
         return DASH
     if unit == "%":
         return f"{value:+.1f} %"
@@ -114,14 +110,14 @@ def fmt_change(value: float | None, unit: str) -> str:
 
 
 def fmt_p_value(p: float | None) -> str:
-    if _missing(p):
+    if p is None or math.isnan(p):
         return DASH
     return "< 0.0001" if p < 1e-4 else f"{p:.4f}"
 
 
 def fmt_sig(value: float | None, digits: int = 3) -> str:
     """A model parameter with ``digits`` significant digits: ``0.0312``, ``1.2e+03``."""
-    if _missing(value):
+    if value is None or math.isnan(value):
         return DASH
     if value == 0:
         return "0"
@@ -129,7 +125,7 @@ def fmt_sig(value: float | None, digits: int = 3) -> str:
 
 
 def fmt_seconds(value: float | None) -> str:
-    if _missing(value):
+    if value is None or math.isnan(value):
         return DASH
     if value < 120:
         return f"{value:.1f} s"

@@ -22,7 +22,9 @@ AGGREGATE_KEY = "Aggregated"
 
 Operator = Literal["<", "<=", ">", ">="]
 # "skipped": a regression budget with no baseline yet (the first comparable run): not broken.
-Status = Literal["pass", "fail", "no samples", "skipped"]
+# "inconclusive": a regression budget the run has too few samples to judge: not broken either,
+# and not a pass.
+Status = Literal["pass", "fail", "no samples", "skipped", "inconclusive"]
 Outcome = Literal["PASS", "FAIL", "UNRELIABLE", "INCOMPLETE"]
 
 
@@ -241,8 +243,8 @@ class BudgetResult:
 
     @property
     def passed(self) -> bool:
-        """Not broken: held, or skipped (a regression budget without a baseline yet)."""
-        return self.status in ("pass", "skipped")
+        """Not broken: held, skipped (no baseline yet) or inconclusive (too few samples)."""
+        return self.status in ("pass", "skipped", "inconclusive")
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,8 @@ class Verdict:
     outcome: Outcome
     results: tuple[BudgetResult, ...]
     reasons: tuple[str, ...] = ()  # why UNRELIABLE / INCOMPLETE
+    # What the history says beside the budgets (a new level nobody accepted); never an outcome.
+    notes: tuple[str, ...] = ()
 
     @property
     def broken(self) -> tuple[BudgetResult, ...]:
@@ -258,6 +262,10 @@ class Verdict:
     @property
     def marginal(self) -> tuple[BudgetResult, ...]:
         return tuple(r for r in self.results if r.marginal)
+
+    @property
+    def inconclusive(self) -> tuple[BudgetResult, ...]:
+        return tuple(r for r in self.results if r.status == "inconclusive")
 
 
 # What a metric is (unit, percentile, stored column ...) lives in harness.core.metrics;
@@ -280,6 +288,19 @@ def metric_unit(metric: str) -> str:
 
 
 @dataclass(frozen=True)
+class OpenRegression:
+    """A regression budget broken by the latest comparable runs and accepted by nobody.
+
+    ``since_run_id`` is the first run of the regression, ``values`` the metric in each of
+    its runs, oldest first: the level the judge holds a later run against until it is
+    accepted or the metric is back.
+    """
+
+    since_run_id: str
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class Baseline:
     """What regression budgets compare against: earlier comparable runs from the history."""
 
@@ -288,3 +309,25 @@ class Baseline:
     # request key -> metric name (as in budgets: "p95", "avg", "error_rate", ...) -> the
     # value of that metric in each baseline run, oldest first
     values: Mapping[str, Mapping[str, tuple[float, ...]]] = field(default_factory=dict)
+    # request key -> metric name -> the regression still open there
+    open_regressions: Mapping[str, Mapping[str, OpenRegression]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # what the history says beside the budgets (Verdict.notes)
+
+
+@dataclass(frozen=True)
+class BaselineDecision:
+    """``paybench baseline accept|pin``: a level someone accepted, recorded in the history.
+
+    ``run_id`` is the run named; ``from_run_id`` the first run of the accepted level (for
+    accept, the first run of the regression the named run belongs to; for pin, the run
+    itself). ``recorded_through`` is the history's last run sequence number when the
+    decision was taken: the runs up to it that broke a regression budget are accepted.
+    """
+
+    decision_id: int
+    kind: Literal["accept", "pin"]
+    run_id: str
+    from_run_id: str
+    reason: str | None
+    decided_at: str  # ISO-8601 UTC
+    recorded_through: int

@@ -65,7 +65,9 @@ class ChangePoint:
 # ---------------------------------------------------------------------------------------
 
 
-def pooled_t_test(left: Sequence[float], right: Sequence[float]) -> tuple[float, float]:
+def pooled_t_test(
+    left: Sequence[float] | np.ndarray, right: Sequence[float] | np.ndarray
+) -> tuple[float, float]:
     """Two-sample Student t-test with pooled variance: returns ``(t, two-sided p)``.
 
     The test Otava's ``TTestSignificanceTester`` runs (scipy's ``ttest_ind_from_stats``

@@ -46,7 +46,7 @@ CURVE_POINTS_PER_DECADE = 12
 CURVE_MAX_X = 1e6  # 1/(1-q) of 99.9999 %
 FLOW_BINS = 40
 
-RowStatus = Literal["PASS", "FAIL", "MARGINAL", "NO SAMPLES", "SKIPPED"]
+RowStatus = Literal["PASS", "FAIL", "MARGINAL", "NO SAMPLES", "SKIPPED", "INCONCLUSIVE"]
 
 
 @dataclass(frozen=True)
@@ -221,6 +221,7 @@ class ReportContext:
     exact: bool
     notes: tuple[str, ...]
     paybench_version: str
+    history_notes: tuple[str, ...] = ()  # Verdict.notes: what the history says, e.g. a new level
 
     @property
     def steady_text(self) -> str:
@@ -298,6 +299,7 @@ def build_report_context(
         exact=result.exact,
         notes=tuple(notes),
         paybench_version=meta.paybench_version,
+        history_notes=verdict.notes,
     )
 
 
@@ -325,6 +327,8 @@ def _budget_row(r: BudgetResult) -> BudgetRow:
         status = "NO SAMPLES"
     elif r.status == "skipped":
         status = "SKIPPED"
+    elif r.status == "inconclusive":
+        status = "INCONCLUSIVE"
     else:
         status = "MARGINAL" if r.marginal else "PASS"
     return BudgetRow(

@@ -72,7 +72,7 @@ def render_junit(ctx: ReportContext) -> str:
     tests = len(ctx.budgets) + (1 if judged_error else 0)
     failures = len(ctx.broken)
     errors = 1 if judged_error else 0
-    skipped = sum(1 for b in ctx.budgets if b.status == "SKIPPED")
+    skipped = sum(1 for b in ctx.budgets if b.status in ("SKIPPED", "INCONCLUSIVE"))
     duration = _seconds(ctx.steady_end_s)
 
     root = ET.Element(
@@ -108,8 +108,9 @@ def render_junit(ctx: ReportContext) -> str:
 
     for row in ctx.budgets:
         case = ET.SubElement(suite, "testcase", classname=suite_name, name=_x(row.name), time="0")
-        if row.status == "SKIPPED":
-            ET.SubElement(case, "skipped", message=_x(row.message or "skipped"))
+        if row.status in ("SKIPPED", "INCONCLUSIVE"):
+            # Neither broken nor a pass: a CI shows a skipped case with its message.
+            ET.SubElement(case, "skipped", message=_x(row.message or row.status.lower()))
         elif row.broken:
             failure = ET.SubElement(
                 case,

@@ -15,6 +15,12 @@ counts too. The p-value shown is the two-sided one of t = (latest - mean) / (sd 
 is the Mann-Kendall test over the last
 ``TREND_RUNS`` runs (``harness.core.trends.mann_kendall``). Change points come from
 ``harness.core.trends.detect_change_points`` over each whole series.
+
+Accepted levels are the history's ``paybench baseline accept|pin`` decisions, drawn at the
+first run of the level they accepted. A change point to a worse level counts as accepted
+when a decision's level starts at it (or at the run before it, as a change point can land
+one run late) or later; ``unaccepted_change`` is the one rule, which the nightly's summary
+asks too.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ import math
 import re
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -33,7 +41,14 @@ from harness.core import metrics as registry
 from harness.core import stats
 from harness.core.budgets import selector_matches
 from harness.core.format import fmt_change
-from harness.core.model import AGGREGATE_KEY, Budget, Budgets, RegressionBudget, metric_unit
+from harness.core.model import (
+    AGGREGATE_KEY,
+    BaselineDecision,
+    Budget,
+    Budgets,
+    RegressionBudget,
+    metric_unit,
+)
 from harness.core.trends import ChangePoint, detect_change_points, mann_kendall
 from harness.errors import ConfigError
 from harness.report.charts import inline_svg
@@ -82,10 +97,34 @@ class ChangeMark:
     change: float | None  # percent of mean_before; percentage points for error_rate
     change_unit: str
     worse: bool
+    accepted_by: LevelMark | None = None  # the decision that accepted a worse level
 
     @property
     def run_number(self) -> int:
         return self.index + 1
+
+
+@dataclass(frozen=True)
+class LevelMark:
+    """A level somebody accepted (``paybench baseline accept|pin``), mapped to its first run."""
+
+    kind: str  # accept or pin
+    index: int  # position in the runs (0-based) of the level's first run
+    run_id: str  # the level's first run
+    named_run_id: str  # the run the decision named
+    decided_at: str
+    reason: str | None
+
+    @property
+    def run_number(self) -> int:
+        return self.index + 1
+
+    @property
+    def label(self) -> str:
+        """``accepted 2025-11-27 09:12 UTC: fraud check adds 8 ms``, ``pinned 2025-...``."""
+        when = self.decided_at[:16].replace("T", " ") + " UTC"
+        verb = "accepted" if self.kind == "accept" else "pinned"
+        return f"{verb} {when}" + (f": {self.reason}" if self.reason else "")
 
 
 @dataclass(frozen=True)
@@ -162,6 +201,12 @@ class TrendContext:
     min_magnitude: float
     left_out: tuple[str, ...] = ()
     settings: str = ""  # what the runs share: users, scenario version, target
+    levels: tuple[LevelMark, ...] = ()  # accepted and pinned levels, oldest first
+
+    @property
+    def unaccepted(self) -> tuple[ChangeMark, ...]:
+        """Change points to a worse level that nobody has accepted."""
+        return tuple(m for m in self.change_points if m.worse and m.accepted_by is None)
 
     @property
     def anchors(self) -> dict[str, str]:
@@ -257,6 +302,7 @@ def _latest_vs_baseline(
     if latest is None or not prior:
         return latest, None, len(prior), None, None, None
     base = statistics.median(prior)
+    change: float | None
     if metric == "error_rate":
         change = latest - base
     else:
@@ -267,6 +313,24 @@ def _latest_vs_baseline(
     return latest, base, len(prior), change, sig.p_value, sig.outside
 
 
+def level_marks(
+    run_ids: Sequence[str], decisions: Sequence[BaselineDecision]
+) -> tuple[LevelMark, ...]:
+    """The decisions whose level starts at one of ``run_ids``, by position, oldest first."""
+    position = {run_id: i for i, run_id in enumerate(run_ids)}
+    marks = [
+        LevelMark(d.kind, position[d.from_run_id], d.from_run_id, d.run_id, d.decided_at, d.reason)
+        for d in decisions
+        if d.from_run_id in position
+    ]
+    return tuple(sorted(marks, key=lambda m: m.index))
+
+
+def _accepting(index: int, levels: Sequence[LevelMark]) -> LevelMark | None:
+    """The first level accepted at the change's run (or the one before it) or later."""
+    return next((level for level in levels if level.index >= index - 1), None)
+
+
 def _marks(
     key: str,
     metric: str,
@@ -274,18 +338,45 @@ def _marks(
     runs: Sequence[RunPoint],
     p_value: float,
     min_magnitude: float,
+    levels: Sequence[LevelMark] = (),
 ) -> tuple[ChangeMark, ...]:
     present = [i for i, v in enumerate(values) if v is not None]
-    series = [float(values[i]) for i in present]  # type: ignore[arg-type]
+    series = [float(v) for v in values if v is not None]
     out = []
     for cp in detect_change_points(series, p_value=p_value, min_magnitude=min_magnitude):
         index = present[cp.index]
-        out.append(_mark(key, metric, index, runs[index].run_id, cp))
+        mark = _mark(key, metric, index, runs[index].run_id, cp)
+        if mark.worse:
+            mark = replace(mark, accepted_by=_accepting(index, levels))
+        out.append(mark)
     return tuple(out)
+
+
+def unaccepted_change(
+    key: str,
+    metric: str,
+    values: Sequence[float | None],
+    run_ids: Sequence[str],
+    decisions: Sequence[BaselineDecision] = (),
+    p_value: float = 0.001,
+    min_magnitude: float = 0.0,
+) -> ChangeMark | None:
+    """The series' latest change point, when it is to a worse level nobody accepted.
+
+    ``values`` and ``run_ids`` are one metric of one request name over runs, oldest first
+    (None: not measured). A later change point back to a better level ends the matter.
+    """
+    points = [RunPoint(i + 1, run_id, None, None, None) for i, run_id in enumerate(run_ids)]
+    levels = level_marks(run_ids, decisions)
+    marks = _marks(key, metric, values, points, p_value, min_magnitude, levels)
+    if not marks or not marks[-1].worse or marks[-1].accepted_by is not None:
+        return None
+    return marks[-1]
 
 
 def _mark(key: str, metric: str, index: int, run_id: str, cp: ChangePoint) -> ChangeMark:
     up = cp.mean_after > cp.mean_before
+    change: float | None
     if metric == "error_rate":
         change, unit = cp.mean_after - cp.mean_before, "pts"
     else:
@@ -314,14 +405,20 @@ def build_trend_context(
     min_magnitude: float = 0.0,
     left_out: Sequence[str] = (),
     title: str | None = None,
+    decisions: Sequence[BaselineDecision] = (),
 ) -> TrendContext:
-    """The trend report's content from stored runs (oldest first) and their metrics."""
+    """The trend report's content from stored runs (oldest first) and their metrics.
+
+    ``decisions``: the history's accepts and pins; those whose level starts at one of the
+    runs are shown, and accept the worse change points at or before them.
+    """
     if not runs:
         raise ConfigError("no runs to show a trend of; `paybench history list` shows the history")
     points = tuple(
         RunPoint(i + 1, r.run_id, r.started_at, r.git_commit, r.outcome) for i, r in enumerate(runs)
     )
     position = {r.run_id: i for i, r in enumerate(runs)}
+    levels = level_marks([r.run_id for r in runs], decisions)
     table: dict[str, list[RequestMetrics | None]] = {}
     for m in metrics:
         if m.run_id in position:
@@ -336,7 +433,7 @@ def build_trend_context(
             values = tuple(None if r is None else r.value(metric) for r in rows)
             if all(v is None for v in values):
                 continue
-            marks = _marks(key, metric, values, points, p_value, min_magnitude)
+            marks = _marks(key, metric, values, points, p_value, min_magnitude, levels)
             all_marks.extend(marks)
             latest, base, n, change, p, significant = _latest_vs_baseline(
                 values, baseline_runs, metric
@@ -377,6 +474,7 @@ def build_trend_context(
         min_magnitude=min_magnitude,
         left_out=tuple(left_out),
         settings=settings,
+        levels=levels,
     )
 
 
@@ -393,7 +491,7 @@ def _nan(values: Sequence[float | None]) -> list[float]:
     return [math.nan if v is None else v for v in values]
 
 
-def _plot_marks(ax, trend: MetricTrend, color: str) -> None:
+def _plot_marks(ax: Axes, trend: MetricTrend, color: str) -> None:
     for mark in trend.change_points:
         x = mark.run_number
         ax.axvline(
@@ -416,7 +514,7 @@ def _plot_marks(ax, trend: MetricTrend, color: str) -> None:
             )
 
 
-def _chart(rt: RequestTrend, n_runs: int) -> str:
+def _chart(rt: RequestTrend, n_runs: int, levels: Sequence[LevelMark] = ()) -> str:
     panels = [
         [m for m in rt.metrics if m.metric in LATENCY_METRICS],
         [m for m in rt.metrics if m.metric == "error_rate"],
@@ -452,6 +550,15 @@ def _chart(rt: RequestTrend, n_runs: int) -> str:
                     trend.budget_line, color=color, ls="--", lw=1.0, label=f"{label} budget"
                 )
             _plot_marks(ax, trend, color)
+        for level in levels:
+            ax.axvline(
+                level.run_number - 0.5,
+                color=_BUDGET_COLOR,
+                ls="-",
+                lw=1.4,
+                alpha=0.7,
+                gid=f"accepted-level-{level.run_number}",
+            )
         ax.set_ylabel(labels[panel[0].unit], fontsize=9)
         ax.grid(True, alpha=0.3)
         ax.set_ylim(bottom=0)
@@ -490,19 +597,21 @@ def write_trend_report(
     runs: Sequence[RunRow],
     metrics: Sequence[RequestMetrics],
     budgets: Budgets | None = None,
-    **options: object,
+    **options: Any,
 ) -> tuple[Path, Path]:
     """Write ``trend.html`` and ``trend.md`` into ``out_dir``; returns their paths.
 
     ``options`` go to `build_trend_context` (baseline_runs, p_value, min_magnitude,
     left_out, title).
     """
-    ctx = build_trend_context(runs, metrics, budgets, **options)  # type: ignore[arg-type]
+    ctx = build_trend_context(runs, metrics, budgets, **options)
     return render_trend_report(out_dir, ctx)
 
 
 def render_trend_report(out_dir: Path, ctx: TrendContext) -> tuple[Path, Path]:
-    charts = {rt.anchor: (_chart(rt, len(ctx.runs)), _alt(rt)) for rt in ctx.requests}
+    charts = {
+        rt.anchor: (_chart(rt, len(ctx.runs), ctx.levels), _alt(rt)) for rt in ctx.requests
+    }
     env = environment()
     html = env.get_template("trend.html.j2").render(ctx=ctx, charts=charts)
     md = env.get_template("trend.md.j2").render(ctx=ctx)

@@ -19,7 +19,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +34,17 @@ from starlette.routing import Match
 from harness.target import TARGET_VERSION, db
 from harness.target.auth import is_authorized, webhook_authorization
 from harness.target.cache import TTLCache
-from harness.target.metrics import METRICS_PATH, UNMATCHED_ROUTE, Metrics, ObservedApp, Scope
+from harness.target.metrics import (
+    METRICS_PATH,
+    UNMATCHED_ROUTE,
+    ASGIApp,
+    Message,
+    Metrics,
+    ObservedApp,
+    Receive,
+    Scope,
+    Send,
+)
 from harness.target.settings import SERVICES, TargetSettings
 
 MAX_BODY_BYTES = 64 * 1024
@@ -252,10 +262,65 @@ def _parse_json(raw: bytes) -> Any:
 _MALFORMED = object()
 
 
+# The model's name of each route, by the path it is served on (latency_factor's groups).
+ROUTE_OF_PATH = {
+    "/api/health": "health",
+    "/api/health/database": "health_database",
+    "/api/health/redis": "health_redis",
+    "/api/payments/v2/health": "payments_health",
+    "/api/plans": "plans",
+    "/api/payments/v2/initiate": "initiate",
+    "/api/payments/v2/status/{merchant_order_id}": "status",
+    "/api/payments/v2/webhook": "webhook",
+    "/api/subscriptions/current": "subscriptions",
+}
+
+
+class LatencyFactorApp:
+    """ASGI wrapper: each response starts ``factor`` times as late as the app had it ready.
+
+    The time from the request reaching the app to its response starting is measured and
+    the start held back by (factor - 1) times it, so whatever the app spends (queueing,
+    service time, the database, the framework) grows by the factor; only what happens
+    before the app (the socket, HTTP parsing) and in the client does not. The wait comes
+    after the work, outside the route group's capacity slot: the queueing stays as it was.
+    ``clock`` (seconds) and ``sleep`` are the event loop's, or a test's.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        factor_of: Callable[[Scope], float],
+        clock: Callable[[], float] = time.perf_counter,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.app = app
+        self.factor_of = factor_of
+        self.clock = clock
+        self.sleep = sleep
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        factor = self.factor_of(scope) if scope["type"] == "http" else 1.0
+        if factor == 1.0:
+            await self.app(scope, receive, send)
+            return
+        started = self.clock()
+
+        async def held_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra_s = (factor - 1.0) * (self.clock() - started)
+                if extra_s > 0:
+                    await self.sleep(extra_s)
+            await send(message)
+
+        await self.app(scope, receive, held_send)
+
+
 def create_app(
     settings: TargetSettings, store: db.Store, webhook_credentials: tuple[str, str]
-) -> ObservedApp:
-    """The ASGI app: FastAPI routes wrapped by the counting, body-capping ``ObservedApp``."""
+) -> ASGIApp:
+    """The ASGI app: FastAPI routes wrapped by the counting, body-capping ``ObservedApp``
+    and, when the model sets a ``latency_factor`` above 1, by ``LatencyFactorApp``."""
     metrics = Metrics()
     rt = Runtime(settings, store, metrics, webhook_authorization(*webhook_credentials))
     app = FastAPI(
@@ -459,6 +524,9 @@ def create_app(
                 outcome, existing = await store.run(db.reserve_idempotency_key, key, request_hash)
                 if outcome == "replay":
                     order = await store.run(db.get_order, existing)
+                    # insert_order writes the order and the key's order id in one
+                    # transaction, and orders are never deleted: a replayed key has its order.
+                    assert order is not None
                     return JSONResponse(
                         initiate_json(order),
                         status_code=201,
@@ -627,6 +695,7 @@ def create_app(
 
     def route_of(scope: Scope) -> str:
         partial = None
+        # starlette's BaseRoute declares no path; every route of this app (APIRoute) has one.
         for route in routes:
             match, _ = route.matches(scope)
             if match == Match.FULL:
@@ -638,7 +707,15 @@ def create_app(
     def log_exception(exc: BaseException) -> None:
         log.error("unhandled error", exc_info=exc)
 
-    return ObservedApp(app, metrics, route_of, MAX_BODY_BYTES, log_exception)
+    observed = ObservedApp(app, metrics, route_of, MAX_BODY_BYTES, log_exception)
+    if all(f == 1.0 for f in settings.latency_factor.values()):
+        return observed
+
+    def factor_of(scope: Scope) -> float:
+        route = ROUTE_OF_PATH.get(route_of(scope))
+        return 1.0 if route is None else settings.route_latency_factor(route)
+
+    return LatencyFactorApp(observed, factor_of)
 
 
 def _webhook_problem(body: Any) -> str | None:

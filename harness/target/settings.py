@@ -13,7 +13,7 @@ import math
 import random
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,12 @@ class TargetSettings:
     plans_ttl_s: float
     plans: tuple[Plan, ...]
     source: str = "defaults"  # what the settings came from, for messages
+    # route group -> factor on the whole latency its routes answer with (1.0: as it is)
+    latency_factor: Mapping[str, float] = field(default_factory=dict)
+
+    def route_latency_factor(self, route: str) -> float:
+        """The factor on the whole latency of ``route`` (its group's ``latency_factor``)."""
+        return self.latency_factor.get(self.routes[route].group, 1.0)
 
     def route_error_rate(self, route: str) -> float:
         model = self.routes[route]
@@ -114,6 +120,7 @@ class TargetSettings:
             "error_rate": self.error_rate,
             "down": list(self.down),
             "capacity": dict(self.capacity),
+            "latency_factor": dict(self.latency_factor),
             "routes": {
                 name: {
                     "median_ms": r.latency.median_ms,
@@ -330,6 +337,10 @@ def _build(model: Mapping[str, Any], source: str) -> TargetSettings:
         error_rate=c.number("error_rate", 0.0, 1.0),
         down=tuple(dict.fromkeys(down)),
         capacity={g: c.integer(f"capacity.{g}", 1, nullable=True) for g in model["capacity"]},
+        # Below 1 would need the answer before the work is done: only slower is possible.
+        latency_factor={
+            g: c.number(f"latency_factor.{g}", 1.0, 1000.0) for g in model["latency_factor"]
+        },
         routes=routes,
         phonepe={name: c.latency(f"phonepe.{name}") for name in model["phonepe"]},
         payment=payment,

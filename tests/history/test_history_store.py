@@ -158,7 +158,7 @@ def test_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "history.sqlite"
     HistoryStore(path).add_run(make_run("r1", seed=1), None)
     with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA user_version = 3")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
     before = path.read_bytes()
 
@@ -166,7 +166,8 @@ def test_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
         HistoryStore(path).list_runs()
 
     assert err.value.message == (
-        f"{path}: history schema 3 is newer than this paybench (2); upgrade paybench"
+        f"{path}: history schema {SCHEMA_VERSION + 1} is newer than this paybench "
+        f"({SCHEMA_VERSION}); upgrade paybench"
     )
     assert err.value.exit_code == 2
     assert path.read_bytes() == before

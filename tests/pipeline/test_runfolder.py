@@ -149,7 +149,7 @@ def test_baseline_json_is_versioned_and_read_back(tmp_path: Path) -> None:
         values={"GET /api/plans": {"p95": (10.0, 12.5)}},
     )
     write_baseline(tmp_path, baseline)
-    assert json.loads((tmp_path / BASELINE_FILE).read_text())["format_version"] == 1
+    assert json.loads((tmp_path / BASELINE_FILE).read_text())["format_version"] == 2
     assert load_baseline(tmp_path) == baseline
     # Written before versioning: no "format" key.
     (tmp_path / BASELINE_FILE).write_text(

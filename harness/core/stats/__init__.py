@@ -57,6 +57,8 @@ from harness.core.stats.significance import (
     MIN_PREDICTION_RUNS,
     Significance,
     above_baseline,
+    own_standard_error,
+    samples_for_half_width,
 )
 
 __all__ = [
@@ -92,9 +94,11 @@ __all__ = [
     "normal_quantile",
     "normal_two_sided_p",
     "order_statistic_ranks",
+    "own_standard_error",
     "percentile_ci",
     "percentile_ms",
     "prediction_interval",
+    "samples_for_half_width",
     "t_quantile",
     "t_two_sided_p",
     "wilson_interval",

@@ -3,6 +3,11 @@
 Used by the judge (regression budgets, ``harness.core.evaluate``) and by the trend report
 (latest run vs the runs before it, ``harness.report.trend``), so that a rise the judge calls
 significant is the rise the trend report marks, and the other way round.
+
+A run's value differs from its baseline for two reasons: runs differ from each other (the
+spread between the baseline runs) and the run's own samples are a sample (its confidence
+interval). ``above_baseline`` weighs both; ``samples_for_half_width`` says how many samples
+a run would need for its own interval to resolve a given change.
 """
 
 from __future__ import annotations
@@ -12,8 +17,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.core.stats.distributions import t_two_sided_p
-from harness.core.stats.intervals import prediction_interval
+from harness.core.stats.distributions import normal_quantile, t_quantile, t_two_sided_p
 
 MIN_PREDICTION_RUNS = 3
 METHOD_PREDICTION_INTERVAL = "prediction-interval"
@@ -30,6 +34,9 @@ class Significance:
     (``method`` prediction-interval) or the candidate's own confidence interval
     (candidate-interval). ``p_value``: two-sided, of the candidate's t statistic against
     the baseline runs (prediction-interval only). ``baseline``: the runs' median.
+    ``spread``: the baseline runs' standard deviation; ``own_error``: the candidate's own
+    standard error, from its confidence interval (None without one); ``widened``: the
+    candidate's own error was the larger and widened the prediction interval.
     """
 
     candidate: float
@@ -40,6 +47,9 @@ class Significance:
     low: float | None = None
     high: float | None = None
     p_value: float | None = None
+    spread: float | None = None
+    own_error: float | None = None
+    widened: bool = False
 
     @property
     def below(self) -> bool | None:
@@ -55,6 +65,21 @@ class Significance:
         return None if below is None else bool(self.above) or below
 
 
+def own_standard_error(
+    candidate: float, candidate_interval: tuple[float, float], confidence: float = 0.95
+) -> float:
+    """The candidate's own standard error on the side a rise must clear.
+
+    A rise shows when the candidate's interval lies above the baseline, so the distance
+    from the value down to the interval's lower end is what matters; an interval of a
+    tail percentile is asymmetric (its upper side reaches into the tail), and its upper
+    half would overstate the error. ``(candidate - low) / z``, z the standard normal
+    ``0.5 + confidence / 2`` quantile.
+    """
+    low = min(candidate_interval[0], candidate)
+    return (candidate - low) / normal_quantile(0.5 + confidence / 2.0)
+
+
 def above_baseline(
     baseline: Sequence[float],
     candidate: float,
@@ -63,12 +88,21 @@ def above_baseline(
 ) -> Significance:
     """Whether ``candidate`` lies significantly above the ``baseline`` runs' values.
 
-    With ``MIN_PREDICTION_RUNS`` or more baseline runs: above their ``confidence``
-    prediction interval, ``mean + t * sd * sqrt(1 + 1/n)`` with t the ``0.5 + confidence/2``
-    quantile of Student's t with n - 1 degrees of freedom (Hahn & Meeker, *Statistical
-    Intervals* (1991), 4.6; `prediction_interval`). Equivalently the statistic
-    ``(candidate - mean) / (sd * sqrt(1 + 1/n))`` is beyond that quantile; its two-sided
-    p-value is ``p_value``. Baseline runs that are all equal have a zero-width interval.
+    With ``MIN_PREDICTION_RUNS`` or more baseline runs: above the ``confidence``
+    prediction interval of a new run, ``mean + t * sqrt(sd**2 / n + v)`` with t the
+    ``0.5 + confidence / 2`` quantile of Student's t with n - 1 degrees of freedom. ``v``,
+    the variance of the candidate itself, is the larger of the baseline runs' variance
+    ``sd**2`` (runs differ from each other) and the candidate's own squared standard error
+    from ``candidate_interval`` (`own_standard_error`): a run varies at least as much as
+    runs do and at least as much as its own samples say. With ``v = sd**2`` (no interval,
+    or one narrower than the spread) this is the classic prediction interval
+    ``mean + t * sd * sqrt(1 + 1/n)`` (Hahn & Meeker, *Statistical Intervals* (1991), 4.6;
+    `prediction_interval`); a run whose own interval is wider (fewer samples than the
+    baseline runs had, or baseline runs that agree by chance) widens it. The statistic
+    ``(candidate - mean) / sqrt(sd**2 / n + v)`` is beyond that quantile exactly when the
+    candidate is outside; its two-sided p-value is ``p_value``. Keeping n - 1 degrees of
+    freedom when the candidate's own error dominates (it is estimated from many samples)
+    makes the test conservative there.
 
     With fewer runs: the candidate's own ``candidate_interval`` (its confidence interval
     from the run's samples) lies wholly above the baseline median; without one, None.
@@ -78,17 +112,62 @@ def above_baseline(
         return Significance(candidate, None, METHOD_NONE, 0)
     base = statistics.median(baseline)
     if n >= MIN_PREDICTION_RUNS:
-        low, high = prediction_interval(baseline, confidence)
         mean, sd = statistics.fmean(baseline), statistics.stdev(baseline)
-        if sd == 0:
+        own = None
+        if candidate_interval is not None:
+            own = own_standard_error(candidate, candidate_interval, confidence)
+        widened = own is not None and own > sd
+        variance = sd * sd / n + (own * own if widened and own is not None else sd * sd)
+        half = t_quantile(0.5 + confidence / 2.0, n - 1) * math.sqrt(variance)
+        low, high = mean - half, mean + half
+        if variance == 0:
             p = 1.0 if candidate == mean else 0.0
         else:
-            t = (candidate - mean) / (sd * math.sqrt(1.0 + 1.0 / n))
-            p = t_two_sided_p(t, n - 1)
+            p = t_two_sided_p((candidate - mean) / math.sqrt(variance), n - 1)
         return Significance(
-            candidate, candidate > high, METHOD_PREDICTION_INTERVAL, n, base, low, high, p
+            candidate,
+            candidate > high,
+            METHOD_PREDICTION_INTERVAL,
+            n,
+            base,
+            low,
+            high,
+            p,
+            spread=sd,
+            own_error=own,
+            widened=widened,
         )
     if candidate_interval is None:
         return Significance(candidate, None, METHOD_NONE, n, base)
     low, high = candidate_interval
-    return Significance(candidate, low > base, METHOD_CANDIDATE_INTERVAL, n, base, low, high)
+    return Significance(
+        candidate,
+        low > base,
+        METHOD_CANDIDATE_INTERVAL,
+        n,
+        base,
+        low,
+        high,
+        own_error=own_standard_error(candidate, candidate_interval, confidence),
+    )
+
+
+def samples_for_half_width(samples: int, half_width: float, target: float) -> int:
+    """About how many samples would shrink an interval's ``half_width`` to ``target``.
+
+    The width of a confidence interval scales as 1/sqrt(n): for a percentile, the ranks of
+    the order-statistic interval lie about ``z * sqrt(n p (1 - p))`` from ``n p``, a share
+    of the samples that shrinks as 1/sqrt(n) (Conover 1999, 3.2); for a mean it is
+    ``z * sd / sqrt(n)``; for a proportion ``z * sqrt(p (1 - p) / n)``. So ``samples *
+    (half_width / target) ** 2``, rounded up to two significant digits: an estimate from
+    the interval the run has, not a guarantee (the tail's shape and slow drifts, which the
+    block bootstrap sees, do not all shrink that way).
+    """
+    if samples < 1 or target <= 0:
+        raise ValueError(f"need samples >= 1 and target > 0, got {samples} and {target}")
+    needed = samples * (half_width / target) ** 2
+    if needed <= samples:
+        return samples
+    digits = max(0, math.floor(math.log10(needed)) - 1)
+    step = 10**digits
+    return int(math.ceil(needed / step) * step)
