@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 from harness.errors import FormatError
 
@@ -57,6 +57,24 @@ def read_bytes(path: Path, limit_bytes: int) -> bytes:
     if len(data) > limit_bytes:
         raise too_big
     return data
+
+
+def open_bounded(path: Path, limit_bytes: int) -> BinaryIO:
+    """A regular file of at most ``limit_bytes``, opened to be read a part at a time (a
+    recording of hours is read line by line); the checks and errors of `read_bytes`. The
+    caller stops at ``limit_bytes`` should the file grow."""
+    path = Path(path)
+    try:
+        if not path.is_file():
+            raise FormatError(f"{path}: not a regular file; {DAMAGED}")
+        if path.stat().st_size > limit_bytes:
+            raise FormatError(
+                f"{path}: larger than {limit_bytes // MIB} MiB, more than paybench reads from "
+                f"a run folder; {DAMAGED}"
+            )
+        return path.open("rb")
+    except OSError as e:
+        raise FormatError(f"{path}: cannot be read ({e.strerror or e})") from None
 
 
 def _no_constant(name: str) -> NoReturn:

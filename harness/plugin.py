@@ -3,8 +3,9 @@
 Importing this module (from any locustfile) registers Locust options and event listeners:
 
 ``--paybench-dir DIR`` (env ``PAYBENCH_DIR``)
-    Where to write ``paybench.hdr.json`` (at exit) and ``paybench.live.jsonl`` (every
-    interval). Unset: nothing is recorded and nothing costly runs.
+    Where to write ``paybench.hdr.json`` (streamed as the run goes, in place at exit) and
+    ``paybench.live.jsonl`` (every interval). Unset: nothing is recorded and nothing costly
+    runs.
 ``--paybench-interval SECONDS`` (env ``PAYBENCH_INTERVAL``, default 2)
     The length of the per-interval histograms and of the live progress lines.
 ``--paybench-allow-hosts NAMES`` (env ``PAYBENCH_ALLOW_HOSTS``)
@@ -23,8 +24,10 @@ requests still in flight when the run stops (``cut_off``), failures, its own CPU
 share it got and its demand), and, for paced users, the latency from each request's
 intended start. A worker ships what is new with every ``report_to_master`` and sends the
 rest on ``test_stop`` with a custom message; the master waits (bounded) for every
-worker's final data before Locust's own quit goes on, merges everything losslessly, and
-writes the file once, at ``quit``, atomically.
+worker's final data before Locust's own quit goes on and merges everything losslessly. It
+streams the recording as the run goes: each interval, a few seconds after every process
+has reported it, is written to a temporary file and forgotten (the master's memory stays
+flat over a soak); at ``quit`` the file gets its end line and is renamed into place.
 See docs/measurement.md.
 
 Only Locust (with its requests and geventhttpclient), gevent, psutil, numpy/hdrh (through
@@ -69,8 +72,9 @@ from harness.core.hosts import (
     refusal,
     url_problem,
 )
+from harness.errors import PaybenchError
 from harness.recording import Aggregator
-from harness.runfolder import HDR_FILE, LIVE_FILE, append_live_line, write_json_atomically
+from harness.runfolder import HDR_FILE, LIVE_FILE, append_live_line
 
 logger = logging.getLogger("paybench")
 
@@ -79,7 +83,9 @@ PAYLOAD_KEY = "paybench"  # our key in Locust's worker report
 MSG_FINAL = "paybench_final"  # worker -> master: the worker's last data for this test
 MSG_STOP = "paybench_stop"  # master -> worker: stop your users and send your last data
 FINAL_WAIT_EXTRA_S = 10.0  # on top of Locust's --stop-timeout
-COMPACT_AFTER_S = 30.0  # the master encodes intervals older than this (memory)
+# The master writes an interval to the recording file and forgets it this long after every
+# process has reported it in full: a late report still finds it in memory.
+FLUSH_AFTER_S = 10.0
 TICK_DELAY_S = 0.05  # wake just after an interval boundary
 
 Key = tuple[str, str]
@@ -741,7 +747,6 @@ class _State:
     test_start_epoch: float | None = None
     test_stop_epoch: float | None = None
     spawning_complete_epochs: list[float] = field(default_factory=list)
-    users: list[dict[str, Any]] = field(default_factory=list)
     finals: set[str] = field(default_factory=set)
     workers: set[str] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
@@ -828,7 +833,7 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
     _STATE.final_sent = False
     _STATE.finals = set()
     if _STATE.aggregator is None and _STATE.role != "worker":
-        _STATE.aggregator = Aggregator(_STATE.interval_s)
+        _STATE.aggregator = _streaming_aggregator()
     _STATE.cpu_sampler = CpuSampler()
     if _STATE.role != "master":
         process = "local" if _STATE.role == "local" else _worker_name(environment.runner)
@@ -842,9 +847,22 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
         _install_request_tracking()
         _install_pacing(list(environment.user_classes))
         environment.events.request.add_listener(recorder.on_request)
-    _STATE.users.append({"epoch": now, "users": int(environment.runner.user_count)})
+    if _STATE.aggregator is not None:
+        _STATE.aggregator.add_users(now, int(environment.runner.user_count))
     if _STATE.tick is None:
         _STATE.tick = gevent.spawn(_tick_loop)
+
+
+def _streaming_aggregator() -> Aggregator:
+    aggregator = Aggregator(_STATE.interval_s)
+    if _STATE.directory is not None:
+        try:
+            aggregator.stream_to(_STATE.directory / HDR_FILE)
+        except PaybenchError as e:
+            # Kept in memory instead; writing it at quit is tried again (and reported).
+            logger.error("paybench: %s", e.message)
+            _STATE.warnings.append(f"paybench could not stream the recording: {e.message}")
+    return aggregator
 
 
 def _scheduled_kills(runner: Any) -> Collection[Any]:
@@ -895,7 +913,7 @@ def _tick() -> None:
             sample["runnable_pct"] = runnable_pct
         aggregator.cpu.append(sample)
     runner = _STATE.environment.runner
-    _STATE.users.append({"epoch": now, "users": int(runner.user_count)})
+    aggregator.add_users(now, int(runner.user_count))
     processes = sorted(_STATE.workers) if _STATE.role == "master" else None
     index = aggregator.complete_index(now, processes)
     line = {
@@ -905,9 +923,7 @@ def _tick() -> None:
         **aggregator.progress(index),
     }
     _append_live(line)
-    aggregator.compact(
-        int(now / _STATE.interval_s) - math.ceil(COMPACT_AFTER_S / aggregator.interval_s)
-    )
+    aggregator.flush(index - math.ceil(FLUSH_AFTER_S / aggregator.interval_s))
 
 
 def _append_live(line: dict[str, Any]) -> None:
@@ -921,7 +937,8 @@ def _on_spawning_complete(user_count: int, **_kw: Any) -> None:
     if _STATE.enabled and _STATE.role != "worker":
         now = time.time()
         _STATE.spawning_complete_epochs.append(now)
-        _STATE.users.append({"epoch": now, "users": int(user_count)})
+        if _STATE.aggregator is not None:
+            _STATE.aggregator.add_users(now, int(user_count))
 
 
 def _on_test_stopping(**_kw: Any) -> None:
@@ -1049,7 +1066,6 @@ def _write_once() -> None:
         "test_stop_epoch": _STATE.test_stop_epoch,
         "mode": _STATE.role,
         "workers": sorted(_STATE.workers),
-        "users": _STATE.users,
         "warnings": _STATE.warnings,
     }
-    write_json_atomically(_STATE.directory / HDR_FILE, _STATE.aggregator.document(meta))
+    _STATE.aggregator.finish(_STATE.directory / HDR_FILE, meta)

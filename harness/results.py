@@ -141,7 +141,8 @@ def _from_recording(
         incomplete_reason=incomplete_reason,
         unreliable_reasons=tuple(generator_unreliable_reasons(rec, steady_start, stop)),
         exact=True,
-        whole_run=rec.aggregate(),
+        # Its figures only (summary.json): no interval of a soak is decoded again for it.
+        whole_run=rec.aggregate(intervals=False),
     )
 
 

@@ -72,8 +72,8 @@ TRACEBACK_FILE = "paybench.traceback.txt"
 RUN_FORMAT = "paybench-run"
 RUN_FORMAT_VERSION = 1
 BASELINE_FORMAT = "paybench-baseline"
-# 1: description, run_ids, values. 2: adds open_regressions and notes (what the history
-# held the run to), so that `paybench report` judges the run again as it was judged.
+# 1: description, run_ids, values. 2: adds open_regressions, rising and notes (what the
+# history held the run to), so that `paybench report` judges the run again as it was.
 BASELINE_FORMAT_VERSION = 2
 LIVE_FORMAT = "paybench-live"
 LIVE_FORMAT_VERSION = 1
@@ -401,6 +401,11 @@ def write_baseline(run_dir: Path, baseline: Baseline) -> Path:
             for key, by_metric in baseline.open_regressions.items()
             for metric, o in by_metric.items()
         ],
+        "rising": [
+            {"request": key, "metric": metric, "values": list(values)}
+            for key, by_metric in baseline.rising.items()
+            for metric, values in by_metric.items()
+        ],
         "notes": list(baseline.notes),
     }
     return write_json_atomically(Path(run_dir) / BASELINE_FILE, doc, indent=2)
@@ -429,11 +434,17 @@ def load_baseline(run_dir: Path) -> Baseline | None:
     for item in raw.objs("open_regressions"):
         regression = OpenRegression(item.text("since"), item.numbers("values", low=None))
         opened.setdefault(item.text("request"), {})[item.text("metric")] = regression
+    rising: dict[str, dict[str, tuple[float, ...]]] = {}
+    for item in raw.objs("rising"):
+        rising.setdefault(item.text("request"), {})[item.text("metric")] = item.numbers(
+            "values", low=None
+        )
     return Baseline(
         description=raw.text("description"),
         run_ids=raw.texts("run_ids"),
         values=values,
         open_regressions=opened,
+        rising=rising,
         notes=raw.texts("notes"),
     )
 

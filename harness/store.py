@@ -14,9 +14,10 @@ Schema history (``PRAGMA user_version``; ``PRAGMA application_id`` marks our fil
    unreliable_json, extra_json, verdict_json; ``request_metrics`` gains cut_off, p90_ms,
    p99_9_ms; new table ``histograms``. Runs migrated from 1 have no histograms: their
    percentiles are the stored ones and comparisons of them carry no confidence interval.
-3: new tables ``regressions`` (the regression budgets each run broke, so that a regression
-   is never a baseline) and ``baseline_decisions`` (``paybench baseline accept|pin``).
-   Runs migrated from 2 get their regressions from their stored verdict.
+3: new tables ``regressions`` (the regression budgets each run broke, or rose beyond without
+   significance, so that neither is ever a baseline) and ``baseline_decisions``
+   (``paybench baseline accept|pin``). Runs migrated from 2 get them from their stored
+   verdict.
 
 A database of a newer schema is refused, never modified.
 
@@ -45,7 +46,6 @@ from harness.core.model import (
     BaselineDecision,
     OpenRegression,
     Outcome,
-    RegressionBudget,
     RequestStats,
     RunMeta,
     RunResult,
@@ -148,6 +148,7 @@ CREATE TABLE regressions (
     run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
     request_key TEXT NOT NULL,
     metric TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('broken', 'rose')),
     PRIMARY KEY (run_id, request_key, metric)
 );
 CREATE TABLE baseline_decisions (
@@ -163,16 +164,16 @@ CREATE TABLE baseline_decisions (
 
 
 def _regressions_from_verdicts(conn: sqlite3.Connection) -> None:
-    """Schema 2 kept each verdict as JSON: its broken regression budgets become rows."""
+    """Schema 2 kept each verdict as JSON: what its regression budgets said become rows."""
     rows = conn.execute("SELECT run_id, verdict_json FROM runs WHERE verdict_json IS NOT NULL")
-    found = []
+    found: list[tuple[str, str, str, str]] = []
     for run_id, text in rows.fetchall():
         try:
             budgets = json.loads(text).get("budgets") or []
         except (ValueError, AttributeError):
             continue  # a verdict that is not ours to read keeps the run a plain one
-        found.extend((run_id, key, metric) for key, metric in _broken_regressions(budgets))
-    conn.executemany("INSERT OR IGNORE INTO regressions VALUES (?, ?, ?)", found)
+        found.extend((run_id, *row) for row in _regression_rows(budgets))
+    conn.executemany("INSERT OR IGNORE INTO regressions VALUES (?, ?, ?, ?)", found)
 
 
 # Each entry takes the schema from version i + 1 to i + 2 (index 0: 1 -> 2): a script, or
@@ -205,6 +206,8 @@ class RunRow:
     rps: float
     p95_ms: float | None
     regression: bool = False  # it broke a regression budget (harness.core.levels)
+    seq: int = 0  # the order it was recorded in (BaselineDecision.recorded_through)
+    rose: bool = False  # it rose beyond a regression budget, not significantly
 
 
 @dataclass(frozen=True)
@@ -263,28 +266,33 @@ class ImportedRun:
     added: bool  # False: the run was already in the history
 
 
-def _broken_regressions(budget_rows: Sequence[Any]) -> list[tuple[str, str]]:
-    """(request key, metric) of the regression budgets a stored verdict's rows broke.
+def _regression_rows(budget_rows: Sequence[Any]) -> list[tuple[str, str, str]]:
+    """(request key, metric, kind) of what a verdict's regression budgets say of the level.
 
-    A row of summary.json's verdict (``summary.budget_row``): broken with a measured value,
-    and a regression budget by its ``kind`` or, in rows written before it, by its text
-    (a regression budget is always written ``+...``). A budget that could not be measured
+    Rows of summary.json's verdict (``summary.budget_row``) of regression budgets (written
+    ``+...``, always) with a measured value: ``broken`` when the budget failed, ``rose``
+    when it held (or was inconclusive) with the value above its limit, the baseline plus
+    the allowed rise: a rise that was not significant. A budget that could not be measured
     breaks the run, but says nothing of a level.
     """
     out = []
     for row in budget_rows:
-        if not isinstance(row, dict) or row.get("status") != "fail":
+        if not isinstance(row, dict) or not str(row.get("budget") or "").startswith("+"):
             continue
-        kind = row.get("kind")
-        regression = (
-            kind == "regression"
-            if kind is not None
-            else (str(row.get("budget") or "").startswith("+"))
-        )
-        key, metric = row.get("request"), row.get("metric")
-        if regression and row.get("measured") is not None and isinstance(key, str):
-            if isinstance(metric, str):
-                out.append((key, metric))
+        key, metric, measured = row.get("request"), row.get("metric"), row.get("measured")
+        if not isinstance(key, str) or not isinstance(metric, str):
+            continue
+        if not isinstance(measured, int | float) or isinstance(measured, bool):
+            continue
+        limit = row.get("limit")
+        if row.get("status") == "fail":
+            out.append((key, metric, "broken"))
+        elif (
+            row.get("status") in ("pass", "inconclusive")
+            and isinstance(limit, int | float)
+            and measured > limit
+        ):
+            out.append((key, metric, "rose"))
     return out
 
 
@@ -443,35 +451,24 @@ class HistoryStore:
         """Record a run; False (and nothing changed) when its run id is already stored."""
         outcome = None
         verdict_json = None
+        rows: list[dict[str, Any]] = []
         if verdict is not None:
             from harness.summary import budget_row
 
             outcome = verdict.outcome
+            rows = [budget_row(b) for b in verdict.results]
             verdict_json = json.dumps(
-                {
-                    "outcome": verdict.outcome,
-                    "reasons": list(verdict.reasons),
-                    "budgets": [budget_row(b) for b in verdict.results],
-                },
+                {"outcome": verdict.outcome, "reasons": list(verdict.reasons), "budgets": rows},
                 default=str,
             )
-        broken = []
-        if verdict is not None:
-            broken = [
-                (r.request_key, r.budget.metric)
-                for r in verdict.results
-                if isinstance(r.budget, RegressionBudget)
-                and r.status == "fail"
-                and r.measured is not None
-            ]
-        return self._add(result, outcome, verdict_json, broken)
+        return self._add(result, outcome, verdict_json, _regression_rows(rows))
 
     def _add(
         self,
         result: RunResult,
         outcome: str | None,
         verdict_json: str | None,
-        regressions: Sequence[tuple[str, str]] = (),
+        regressions: Sequence[tuple[str, str, str]] = (),
     ) -> bool:
         m = result.meta
         if outcome is None and result.incomplete:
@@ -552,8 +549,9 @@ class HistoryStore:
                 [(m.run_id, key, h, iv) for key, h, iv in encoded],
             )
             conn.executemany(
-                "INSERT OR IGNORE INTO regressions (run_id, request_key, metric) VALUES (?, ?, ?)",
-                [(m.run_id, key, metric) for key, metric in regressions],
+                "INSERT OR IGNORE INTO regressions (run_id, request_key, metric, kind) "
+                "VALUES (?, ?, ?, ?)",
+                [(m.run_id, *row) for row in regressions],
             )
         return True
 
@@ -564,12 +562,12 @@ class HistoryStore:
 
         result = read_run(run_dir, warmup_s=warmup_s)
         outcome = verdict_json = None
-        broken: list[tuple[str, str]] = []
+        said: list[tuple[str, str, str]] = []
         if (run_dir / SUMMARY_FILE).exists():
             outcome, verdict = _imported_verdict(run_dir / SUMMARY_FILE)
             verdict_json = json.dumps(verdict, default=str)
-            broken = _broken_regressions(verdict.get("budgets") or [])
-        added = self._add(result, outcome, verdict_json, broken)
+            said = _regression_rows(verdict.get("budgets") or [])
+        added = self._add(result, outcome, verdict_json, said)
         return ImportedRun(run_id=result.meta.run_id, path=run_dir, added=added)
 
     # -- reading ---------------------------------------------------------------------------
@@ -584,7 +582,10 @@ class HistoryStore:
                    r.incomplete, COALESCE(m.duration_s, r.steady_end_s - r.steady_start_s),
                    COALESCE(m.count, 0), COALESCE(m.failures, 0), m.error_rate_pct,
                    COALESCE(m.rps, 0), m.p95_ms,
-                   EXISTS (SELECT 1 FROM regressions g WHERE g.run_id = r.run_id)
+                   EXISTS (SELECT 1 FROM regressions g
+                           WHERE g.run_id = r.run_id AND g.kind = 'broken'), r.rowid,
+                   EXISTS (SELECT 1 FROM regressions g
+                           WHERE g.run_id = r.run_id AND g.kind = 'rose')
             FROM runs r LEFT JOIN request_metrics m
               ON m.run_id = r.run_id AND m.request_key = '{AGGREGATE_KEY}'
             {where}
@@ -599,7 +600,9 @@ class HistoryStore:
             rows = conn.execute(query, args).fetchall()
         return [
             # One tuple: mypy would spread a star argument over every field.
-            RunRow(*(*row[:10], bool(row[10]), *row[11:-1], bool(row[-1])))
+            RunRow(
+                *(*row[:10], bool(row[10]), *row[11:-3], bool(row[-3]), int(row[-2]), bool(row[-1]))
+            )
             for row in reversed(rows)
         ]
 
@@ -771,19 +774,25 @@ class HistoryStore:
             "ORDER BY r.started_at, r.run_id"
         )
         rows = conn.execute(query, args).fetchall()
-        broken: dict[str, set[tuple[str, str]]] = {}
+        said: dict[tuple[str, str], set[tuple[str, str]]] = {}  # (run, kind) -> budgets
         ids = [row[0] for row in rows]
         # Chunks stay below SQLite's limit on host parameters.
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for run_id, key, metric in conn.execute(
-                f"SELECT run_id, request_key, metric FROM regressions WHERE run_id IN ({marks})",
+            for run_id, key, metric, kind in conn.execute(
+                "SELECT run_id, request_key, metric, kind FROM regressions "
+                f"WHERE run_id IN ({marks})",
                 chunk,
             ):
-                broken.setdefault(run_id, set()).add((key, metric))
+                said.setdefault((run_id, kind), set()).add((key, metric))
         return [
-            levels.LevelRun(run_id, int(seq), frozenset(broken.get(run_id, ())))
+            levels.LevelRun(
+                run_id,
+                int(seq),
+                frozenset(said.get((run_id, "broken"), ())),
+                frozenset(said.get((run_id, "rose"), ())),
+            )
             for run_id, seq in rows
         ]
 
@@ -794,14 +803,6 @@ class HistoryStore:
             "recorded_through FROM baseline_decisions ORDER BY decision_id"
         ).fetchall()
         return [BaselineDecision(*row) for row in rows]
-
-    @staticmethod
-    def _in_force(
-        decisions: Sequence[BaselineDecision], runs: Sequence[levels.LevelRun]
-    ) -> BaselineDecision | None:
-        """The latest decision whose level starts at one of ``runs``."""
-        ids = {r.run_id for r in runs}
-        return next((d for d in reversed(decisions) if d.from_run_id in ids), None)
 
     def decisions(self, profile: str | None = None) -> list[BaselineDecision]:
         """Every accept and pin, oldest first; ``profile``: only those on its runs."""
@@ -870,22 +871,29 @@ class HistoryStore:
                 host=host,
                 before=before,
             )
-            decision = self._in_force(self._decisions(conn), runs)
-        chosen = levels.select_baseline(runs, decision, n)
+            comparable = {r.run_id for r in runs}
+            decisions = [d for d in self._decisions(conn) if d.from_run_id in comparable]
+        chosen = levels.select_baseline(runs, decisions, n)
+        decision = chosen.decision
         ids = list(chosen.run_ids)
         if not ids:
             return None
-        streaks = {run_id for stretch in chosen.open.values() for run_id in stretch}
+        streaks = {
+            run_id
+            for found in (chosen.open, chosen.rising)
+            for stretch in found.values()
+            for run_id in stretch
+        }
         stored = self.request_metrics(sorted(set(ids) | streaks))
         by_run: dict[str, dict[str, RequestMetrics]] = {}
-        for rm in stored:
-            by_run.setdefault(rm.run_id, {})[rm.request_key] = rm
+        for row in stored:
+            by_run.setdefault(row.run_id, {})[row.request_key] = row
         per_key: dict[str, dict[str, list[float]]] = {}
         for run_id in ids:
-            for key, rm in by_run.get(run_id, {}).items():
+            for key, row in by_run.get(run_id, {}).items():
                 metrics = per_key.setdefault(key, {})
                 for metric in BASELINE_METRICS:
-                    v = rm.value(metric)
+                    v = row.value(metric)
                     if v is not None:
                         metrics.setdefault(metric, []).append(v)
         open_regressions: dict[str, dict[str, OpenRegression]] = {}
@@ -902,10 +910,22 @@ class HistoryStore:
                 open_regressions.setdefault(key, {})[metric] = OpenRegression(
                     stretch[0], tuple(values)
                 )
+        rising: dict[str, dict[str, tuple[float, ...]]] = {}
+        for (key, metric), stretch in chosen.rising.items():
+            if metric not in METRIC_COLUMNS:
+                continue
+            rose = tuple(
+                v
+                for run_id in stretch
+                if (rm := by_run.get(run_id, {}).get(key)) is not None
+                and (v := rm.value(metric)) is not None
+            )
+            if rose:
+                rising.setdefault(key, {})[metric] = rose
         left_out = sum(
             1
             for r in runs
-            if r.regressions
+            if (r.regressions or r.rising)
             and r.run_id not in chosen.run_ids
             and r.seq > (decision.recorded_through if decision is not None else -1)
         )
@@ -919,6 +939,7 @@ class HistoryStore:
             run_ids=tuple(ids),
             values={k: {m: tuple(v) for m, v in ms.items()} for k, ms in per_key.items()},
             open_regressions=open_regressions,
+            rising=rising,
         )
 
     def baseline_for(self, result: RunResult, n: int = 5) -> Baseline | None:
@@ -963,14 +984,11 @@ class HistoryStore:
                 target=target,
                 host=host,
             )
-            in_force = self._in_force(self._decisions(conn), runs)
+            ids = {r.run_id for r in runs}
+            decisions = [d for d in self._decisions(conn) if d.from_run_id in ids]
             start = run_id
             if kind == "accept":
-                try:
-                    start = levels.regression_start(runs, run_id, in_force)
-                except ValueError:
-                    # A run from before the level in force starts a level of its own again.
-                    start = run_id
+                start = levels.regression_start(runs, run_id, decisions)
             through = int(conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM runs").fetchone()[0])
             decided_at = _now_iso()
             cur = conn.execute(
@@ -1024,8 +1042,9 @@ def _describe(
     when = decision.decided_at[:16].replace("T", " ") + " UTC" if decision else ""
     because = f": {decision.reason}" if decision is not None and decision.reason else ""
     if decision is not None and decision.kind == "pin":
-        after = f" and the {len(ids) - 1} comparable run{'s' if len(ids) > 2 else ''} after the pin"
-        return f"the pinned run {ids[0]}{after if len(ids) > 1 else ''} ({settings}; pinned {when})"
+        more = len(ids) - 1
+        level = f" and {more} comparable run{'s' if more > 1 else ''} of its level" if more else ""
+        return f"the pinned run {decision.run_id}{level} ({settings}; pinned {when}): {span}"
     plural = "s" if len(ids) > 1 else ""
     short = "" if len(ids) == n else f", {n} wanted"
     text = f"the last {len(ids)} comparable run{plural} ({settings}{short}): {span}"

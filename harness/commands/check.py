@@ -6,6 +6,7 @@ write summary.json and the reports, record the run in the history.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +82,12 @@ def judge(
     if store is not None and budgets.regressions:
         try:
             baseline = store.baseline_for(result, n=budgets.baseline_runs)
+            if baseline is not None:
+                from harness.commands.trend import unaccepted_level_notes
+
+                # A new level nobody accepted is named in the summary, failing or not.
+                notes = unaccepted_level_notes(store, result, budgets)
+                baseline = dataclasses.replace(baseline, notes=notes)
         except StorageError as e:
             store, refused = None, e
         except ConfigError as e:

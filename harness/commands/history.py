@@ -1,7 +1,8 @@
 """``paybench history list|import|export``: the history of runs (``harness.store``) for people.
 
 The store keeps and answers; here its answers become the lines the CLI prints, and the
-export file is written (atomically, like everything paybench writes).
+export file is written (atomically, like everything paybench writes). The list shows which
+runs were regressions and the levels accepted or pinned (``paybench baseline``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Literal
 
 from harness.commands import Reply
+from harness.core.format import DASH
+from harness.core.model import BaselineDecision
 from harness.runfolder import write_atomic
 from harness.store import DEFAULT_HISTORY, HistoryStore, ImportedRun, RunRow
 
@@ -18,10 +21,13 @@ from harness.store import DEFAULT_HISTORY, HistoryStore, ImportedRun, RunRow
 def show(
     *, history: Path = DEFAULT_HISTORY, profile: str | None = None, last: int | None = None
 ) -> Reply:
-    """``paybench history list``: the table of recorded runs, oldest first."""
-    return Reply(
-        lines=tuple(format_run_rows(history_list(history=history, profile=profile, last=last)))
-    )
+    """``paybench history list``: the table of recorded runs, oldest first, then the levels
+    accepted or pinned among them."""
+    store = HistoryStore(history, create=False)
+    rows = store.list_runs(profile=profile, last=last)
+    shown = {r.run_id for r in rows}
+    decisions = [d for d in store.decisions(profile=profile) if d.from_run_id in shown]
+    return Reply(lines=tuple(format_run_rows(rows, decisions)))
 
 
 def import_runs(*, history: Path = DEFAULT_HISTORY, run_dirs: Sequence[Path]) -> Reply:
@@ -52,9 +58,42 @@ def history_list(
     return HistoryStore(history, create=False).list_runs(profile=profile, last=last)
 
 
-def format_run_rows(rows: Sequence[RunRow]) -> list[str]:
-    """The lines ``paybench history list`` prints."""
-    from harness.core.format import DASH, Column, fmt_count, fmt_pct, fmt_rps, fmt_value, text_table
+def _levels(rows: Sequence[RunRow], decisions: Sequence[BaselineDecision]) -> dict[str, str]:
+    """Each run's level label: a regression, a run that rose beyond a regression budget
+    without significance, where a level was accepted or pinned, and the regressions a
+    decision covered (those recorded by then, from its level's first run on)."""
+    position = {r.run_id: i for i, r in enumerate(rows)}
+    labels = {r.run_id: "rose" for r in rows if r.rose}
+    labels.update({r.run_id: "regression" for r in rows if r.regression})
+    for d in decisions:
+        start = position.get(d.from_run_id)
+        if start is None:
+            continue
+        for r in rows[start:]:
+            if r.regression and r.seq <= d.recorded_through:
+                labels[r.run_id] = "accepted regression"
+    for d in decisions:  # the latest decision on a run is the one its label shows
+        if d.from_run_id in position:
+            labels[d.from_run_id] = "accepted level" if d.kind == "accept" else "pinned"
+    return labels
+
+
+def format_decision(d: BaselineDecision) -> str:
+    """``accepted 2025-11-27 09:12 UTC: the level from RUN (named RUN2): reason``."""
+    when = d.decided_at[:16].replace("T", " ") + " UTC"
+    if d.kind == "pin":
+        return f"pinned {when}: {d.from_run_id} is the baseline"
+    named = "" if d.run_id == d.from_run_id else f" (named {d.run_id})"
+    because = f": {d.reason}" if d.reason else ""
+    return f"accepted {when}: the level from {d.from_run_id}{named}{because}"
+
+
+def format_run_rows(
+    rows: Sequence[RunRow], decisions: Sequence[BaselineDecision] = ()
+) -> list[str]:
+    """The lines ``paybench history list`` prints: a table of the runs, oldest first, with
+    each run's level (regression, accepted, pinned), then one line per decision."""
+    from harness.core.format import Column, fmt_count, fmt_pct, fmt_rps, fmt_value, text_table
 
     if not rows:
         return ["no runs in the history"]
@@ -65,12 +104,14 @@ def format_run_rows(rows: Sequence[RunRow]) -> list[str]:
         Column("users", "right"),
         Column("scenario"),
         Column("outcome"),
+        Column("level"),
         Column("requests", "right"),
         Column("errors", "right"),
         Column("req/s", "right"),
         Column("p95", "right"),
         Column("commit"),
     )
+    levels = _levels(rows, decisions)
     table = [
         [
             r.run_id,
@@ -79,6 +120,7 @@ def format_run_rows(rows: Sequence[RunRow]) -> list[str]:
             fmt_count(r.users),
             r.scenario_version or DASH,
             r.outcome or DASH,
+            levels.get(r.run_id, DASH),
             fmt_count(r.requests),
             fmt_pct(r.error_rate_pct),
             fmt_rps(r.rps),
@@ -87,7 +129,12 @@ def format_run_rows(rows: Sequence[RunRow]) -> list[str]:
         ]
         for r in rows
     ]
-    return text_table(columns, table)
+    lines = text_table(columns, table)
+    if decisions:
+        lines.append("")
+        lines.append("accepted levels (paybench baseline accept|pin), oldest first:")
+        lines.extend(f"  {format_decision(d)}" for d in decisions)
+    return lines
 
 
 def history_import(

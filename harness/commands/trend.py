@@ -1,7 +1,9 @@
 """``paybench trend``: trend.html and trend.md over the recorded runs of one profile.
 
 The rows come from the history store (``harness.store``); the report is
-``harness.report.trend`` (context, charts, templates).
+``harness.report.trend`` (context, charts, templates). ``unaccepted_level_notes`` asks the
+same change-point rule for the run being judged (``harness.commands.check.judge``), so that
+the nightly's summary names a new level nobody accepted.
 """
 
 from __future__ import annotations
@@ -10,9 +12,15 @@ from pathlib import Path
 
 from harness.commands import Reply
 from harness.config import load_budgets
-from harness.core.model import Budgets
+from harness.core import metrics as registry
+from harness.core.budgets import is_glob, match_keys
+from harness.core.format import fmt_change, fmt_p_value, fmt_value
+from harness.core.model import AGGREGATE_KEY, Budgets, RunResult
 from harness.errors import ConfigError
 from harness.store import DEFAULT_HISTORY, UNTRUSTED_OUTCOMES, HistoryStore, RunRow
+
+# How many runs, the judged one included, the nightly's change-point check looks back over.
+LEVEL_RUNS = 30
 
 
 def trend(
@@ -96,4 +104,54 @@ def trend_report(
         p_value=p_value,
         min_magnitude=min_magnitude,
         left_out=left_out,
+        decisions=store.decisions(profile=profile),
     )
+
+
+def unaccepted_level_notes(
+    store: HistoryStore, result: RunResult, budgets: Budgets, runs: int = LEVEL_RUNS
+) -> tuple[str, ...]:
+    """A note per regression budget whose series moved to a worse level nobody accepted.
+
+    The series: the budget's metric over the comparable runs before ``result`` (the
+    baseline's, regressions included) and ``result`` itself, the last ``runs`` of them;
+    the rule: ``harness.report.trend.unaccepted_change`` (the trend report's change points,
+    p <= 0.001). A level the regression budgets already fail on is named too: the note
+    says where it began.
+    """
+    from harness.report.trend import unaccepted_change
+
+    earlier, decisions = store.level_history(result)
+    earlier = earlier[-(runs - 1) :] if runs > 1 else []
+    ids = [r.run_id for r in earlier]
+    stored = {(m.run_id, m.request_key): m for m in store.request_metrics(ids)}
+    notes = []
+    for rb in budgets.regressions:
+        if rb.selector == AGGREGATE_KEY:
+            keys = [AGGREGATE_KEY]
+        elif is_glob(rb.selector):
+            keys = match_keys(rb.selector, [r.key for r in result.requests])
+        else:
+            keys = [rb.selector]
+        for key in keys:
+            found = result.find(key)
+            values = [
+                None if (m := stored.get((run_id, key))) is None else m.value(rb.metric)
+                for run_id in ids
+            ]
+            values.append(None if found is None else registry.metric(rb.metric).measure(found))
+            mark = unaccepted_change(key, rb.metric, values, [*ids, result.meta.run_id], decisions)
+            if mark is None:
+                continue
+            unit = registry.unit_of(rb.metric)
+            who = "the whole run" if key == AGGREGATE_KEY else key
+            p_text = fmt_p_value(mark.p_value)
+            notes.append(
+                f"{rb.metric} of {who} moved to a new level at run {mark.run_id} "
+                f"({fmt_value(mark.mean_before, unit)} to {fmt_value(mark.mean_after, unit)}, "
+                f"{fmt_change(mark.change, mark.change_unit)}; change point "
+                f"p {p_text if p_text.startswith('<') else '= ' + p_text}) that nobody has "
+                "accepted; "
+                f"`paybench baseline accept {mark.run_id} --reason TEXT` accepts it"
+            )
+    return tuple(notes)

@@ -238,11 +238,10 @@ def _significance(
 ) -> tuple[bool | None, str]:
     """Whether the candidate is higher than the baseline beyond both kinds of noise.
 
-    ``stats.above_baseline``: with ``MIN_PREDICTION_RUNS`` or more baseline runs, above the
-    95 % prediction interval of those runs, widened by the run's own interval when that
-    is the wider (percentile/mean intervals from ``harness.core.stats``, the Wilson
-    interval for error_rate); with fewer, the run's own 95 % interval lies wholly above
-    the baseline median. None when neither can be told (min/max, Locust CSV).
+    ``stats.above_baseline``: above the 95 % prediction interval of the baseline runs,
+    widened by the run's own interval when that is the wider (percentile/mean intervals
+    from ``harness.core.stats``, the Wilson interval for error_rate). None with fewer than
+    ``MIN_PREDICTION_RUNS`` baseline runs: without their spread it cannot be told.
     """
     unit = metric_unit(rb.metric)
     n = len(values)
@@ -255,15 +254,9 @@ def _significance(
         return sig.above, (
             f"{where} the 95 % prediction interval {interval_text} of {n} runs{widened}"
         )
-    if sig.method == stats.METHOD_NONE:
-        return None, (
-            f"significance unknown: {n} baseline run(s), fewer than {MIN_PREDICTION_RUNS}, "
-            f"and no confidence interval for {rb.metric}"
-        )
-    return sig.above, (
-        f"the run's 95 % interval {_fmt_ci(sig.low, sig.high, unit)} "
-        f"{'lies above' if sig.above else 'does not lie above'} the baseline ({n} run(s), "
-        f"fewer than {MIN_PREDICTION_RUNS} for a prediction interval)"
+    return None, (
+        f"significance unknown: the baseline has {plural(n, 'run')}, and the spread "
+        f"between runs a rise must stand out of needs {MIN_PREDICTION_RUNS}"
     )
 
 
@@ -271,10 +264,11 @@ def _significance(
 class _Resolution:
     """Whether the run's own samples can tell a rise of the allowed size from none.
 
-    ``half_width``: how far the run's own interval reaches below the value it is read at
-    (the rise a change must clear to show), in the metric's unit; ``needed``: about how
-    many samples would bring it within the allowed rise (`stats.samples_for_half_width`);
-    ``run_s``: about how long a run that collects them would be.
+    ``half_width``: half the width of the run's own 95 % interval, in the metric's unit
+    (the noise a rise must stand out of; `stats.own_standard_error` times z); ``needed``:
+    about how many samples would bring it within the allowed rise
+    (`stats.samples_for_half_width`); ``run_s``: about how long a run that collects them
+    would be.
     """
 
     enough: bool
@@ -310,14 +304,14 @@ def _resolution(
     if allowed <= 0 or s.count == 0:
         return None
     if rb.metric == "error_rate":
-        # A rate's interval depends on the rate: would a run of this many requests at
-        # exactly the allowed rate show its interval above the baseline?
+        # A rate's interval depends on the rate: read it at the highest rate allowed,
+        # where a rise would have to show.
         at_pct = min(100.0, base + allowed)
         failures = min(s.count, round(at_pct / 100.0 * s.count))
-        low, _ = stats.wilson_interval(failures, s.count, CONFIDENCE)
-        half = max(0.0, failures / s.count * 100.0 - 100.0 * low)
+        low, high = stats.wilson_interval(failures, s.count, CONFIDENCE)
+        half = 100.0 * (high - low) / 2.0
     elif interval is not None:
-        half = value - min(interval[0], value)
+        half = (max(interval[1], value) - min(interval[0], value)) / 2.0
     else:
         return None
     needed = stats.samples_for_half_width(s.count, half, allowed)
@@ -334,8 +328,8 @@ def _cannot_detect(rb: RegressionBudget, res: _Resolution) -> str:
     run = f", a run of about {fmt_seconds(res.run_s)}" if res.run_s is not None else ""
     return (
         f"cannot detect a {size} change with {res.samples:,} samples; about {res.needed:,} "
-        f"are needed{run} (the run's own 95 % interval reaches "
-        f"{fmt_value(res.half_width, unit)} below its value and narrows as 1/sqrt(samples))"
+        f"are needed{run} (the run's own 95 % interval is +-{fmt_value(res.half_width, unit)} "
+        "wide and narrows as 1/sqrt(samples))"
     )
 
 
@@ -356,25 +350,66 @@ def _held(
     rose: bool,
     resolution: _Resolution | None,
 ) -> str | None:
-    """Why an open regression still fails this run (None: the run shows it gone).
+    """Why an open regression still fails this run (None: the runs show it gone).
 
-    Back means: not above the allowed rise, nearer the baseline than the regression's
-    level (the median of its runs), and, where only significant rises count, measured
-    finely enough to tell.
+    A run is back when it is within the allowed rise and nearer the baseline than the
+    regression's level (the median of its runs that rose beyond the allowed rise: the runs
+    held while back do not pull it down). One run back could be noise: the regression ends
+    when this run and the one before it are both back, and this one, where only
+    significant rises count, is measured finely enough to tell.
     """
     unit = metric_unit(rb.metric)
-    level = statistics.median(open_regression.values)
-    level_change = _change(rb, level, base)
-    unresolved = rb.significant_only and resolution is not None and not resolution.enough
-    if not rose and change <= level_change / 2.0 and not unresolved:
+    risen = [v for v in open_regression.values if _change(rb, v, base) > rb.max_increase]
+    level = statistics.median(risen or open_regression.values)
+    half_way = _change(rb, level, base) / 2.0
+    before = _change(rb, open_regression.values[-1], base)
+    resolved = not rb.significant_only or resolution is None or resolution.enough
+    back = not rose and change <= half_way and resolved
+    if back and before <= rb.max_increase and before <= half_way:
         return None
     since = open_regression.since_run_id
     runs = plural(len(open_regression.values), "run")
+    why = (
+        "this run is back, but the one before it was not (two in a row end it)"
+        if back
+        else "this run is not back (back: within the allowed rise and nearer the baseline "
+        "than that level)"
+    )
     return (
         f"broken: the regression since {since} ({runs}, at {fmt_value(level, unit)}) has not "
-        f"been accepted and this run is not back (back: within the allowed rise and nearer "
-        f"the baseline than that level); `paybench baseline accept {since} --reason TEXT` "
+        f"been accepted and {why}; `paybench baseline accept {since} --reason TEXT` "
         "accepts it"
+    )
+
+
+def _pooled(
+    rb: RegressionBudget,
+    value: float,
+    risen: Sequence[float],
+    base: float,
+    values: Sequence[float],
+    interval: tuple[float, float] | None,
+) -> str | None:
+    """Why this run and the runs just before it that rose too break the budget together.
+
+    Each of them rose beyond the allowed rise without the rise being significant; their
+    mean, a level that stayed up, is judged by the same test (``stats.above_baseline``
+    over ``len(risen) + 1`` runs). None when it holds.
+    """
+    unit = metric_unit(rb.metric)
+    runs = len(risen) + 1
+    mean = statistics.fmean((*risen, value))
+    change = _change(rb, mean, base)
+    if not change > rb.max_increase:
+        return None
+    sig = stats.above_baseline(values, mean, interval, CONFIDENCE, runs=runs)
+    if not sig.above:
+        return None
+    rise = fmt_change(change, "%" if rb.relative else ("points" if unit == "%" else unit))
+    return (
+        f"broken: with the {plural(runs - 1, 'run')} before it that rose too, the mean "
+        f"{fmt_value(mean, unit)} ({rise}) lies above the 95 % prediction interval "
+        f"{_fmt_ci(sig.low, sig.high, unit)} of the mean of {runs} runs"
     )
 
 
@@ -452,16 +487,27 @@ def _judge_regression(
             verdict = "broken"
         elif rose and significant is None and rb.significant_only:
             status = "inconclusive"
-            verdict = "inconclusive: whether the rise is significant cannot be told"
+            verdict = "inconclusive: whether the rise is significant cannot be told yet"
         elif rose:
             verdict = "holds: the rise is not significant"
         else:
             verdict = "holds"
         opened = baseline.open_regressions.get(key, {}).get(rb.metric) if baseline else None
+        risen = baseline.rising.get(key, {}).get(rb.metric) if baseline else None
+        if not broken and opened is None and risen and rb.significant_only:
+            pooled = _pooled(rb, m.value, risen, base, values, interval)
+            if pooled is not None:
+                broken, status, verdict = True, "fail", pooled
         if not broken and opened is not None:
             held = _held(rb, opened, change, base, rose, resolution)
             if held is not None:
                 status, verdict = "fail", held
+        elif broken and opened is not None:
+            since = opened.since_run_id
+            verdict += (
+                f"; the regression since {since} ({plural(len(opened.values), 'run')}) has not "
+                f"been accepted: `paybench baseline accept {since} --reason TEXT` accepts it"
+            )
         if status == "pass" and rb.significant_only and resolution and not resolution.enough:
             status, verdict = "inconclusive", f"{_cannot_detect(rb, resolution)}; inconclusive"
         message = (
@@ -471,7 +517,9 @@ def _judge_regression(
         )
         # The limit of a regression budget is the baseline plus the allowed rise, so that
         # its margin and marginal flag read like those of any other budget.
+        # An inconclusive result says more than "marginal" would: it is not both.
         marginal = m.ci is not None and m.ci.low_ms <= threshold <= m.ci.high_ms
+        marginal = marginal and status != "inconclusive"
         out.append(
             BudgetResult(
                 rb,

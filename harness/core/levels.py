@@ -2,17 +2,24 @@
 
 Pure: the history store (``harness.store``) reads the comparable runs and the decisions
 (``paybench baseline accept|pin``) and asks here; the benchmark of the regression gate
-(``benchmarks/verdict_trust.py``) asks the same functions over runs it made up.
+(``benchmarks/verdict_trust.py``) goes through the store too.
 
 The rules (docs/history.md):
 
-- A run that broke a regression budget is a *regression*. The baseline is the last ``n``
-  comparable runs that were not regressions, so a lasting regression is never averaged in.
+- A run that broke a regression budget is a *regression*; one that rose beyond what a
+  budget allows, without the rise being significant, is *rising* (maybe the first runs of
+  a new level). The baseline is the last ``n`` comparable runs that were neither, so a
+  lasting regression is never averaged in, not even by its nights that passed.
 - A regression stays open, and the judge holds every later run to it, until somebody
-  decides: ``accept RUN`` makes the level of RUN's regression (its first run on) the new
-  baseline, which then rolls on as before; ``pin RUN`` makes RUN the baseline, joined by
-  the first runs after the decision that are not regressions, up to ``n``, and then fixed
-  (no drift gets absorbed). The regressions recorded up to a decision are accepted by it.
+  decides (or the runs are back at the baseline, ``harness.core.evaluate``).
+- ``accept RUN`` makes the level of RUN's regression, from its first run on, the new
+  baseline, which then rolls on as before.
+- ``pin RUN`` fixes the baseline at RUN's level: RUN and the runs just before it that are
+  like it (all regressions, or all not, back to the start of a decided level), then the
+  first runs after the pin that are not regressions, up to ``n``, and no further: no
+  drift is ever absorbed.
+- A decision accepts the regressions recorded up to it; the latest decision on a run of
+  the history is the one in force.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ class LevelRun:
     run_id: str
     seq: int
     regressions: frozenset[Budgeted] = frozenset()
+    rising: frozenset[Budgeted] = frozenset()  # rose beyond the budget, not significantly
 
 
 @dataclass(frozen=True)
@@ -46,52 +54,97 @@ class Selection:
     decision: BaselineDecision | None = None
     # (request key, metric) -> the runs of the open regression, oldest first
     open: Mapping[Budgeted, tuple[str, ...]] = field(default_factory=dict)
+    # (request key, metric) -> the latest runs that rose in a row, oldest first
+    rising: Mapping[Budgeted, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def pinned(self) -> bool:
         return self.decision is not None and self.decision.kind == "pin"
 
 
+def in_force(
+    decisions: Sequence[BaselineDecision], runs: Sequence[LevelRun]
+) -> BaselineDecision | None:
+    """The latest decision (by ``decision_id``) whose level starts at one of ``runs``."""
+    ids = {r.run_id for r in runs}
+    found = [d for d in decisions if d.from_run_id in ids]
+    return max(found, key=lambda d: d.decision_id) if found else None
+
+
 def _accepted(run: LevelRun, decision: BaselineDecision | None) -> bool:
     return decision is not None and run.seq <= decision.recorded_through
 
 
-def _window(
-    runs: Sequence[LevelRun], decision: BaselineDecision | None
-) -> tuple[Sequence[LevelRun], BaselineDecision | None]:
-    """The runs since the level in force began; a decision on a run not here is ignored."""
-    if decision is None:
-        return runs, None
-    start = next((i for i, r in enumerate(runs) if r.run_id == decision.from_run_id), None)
-    if start is None:
-        return runs, None
-    return runs[start:], decision
+def _index(runs: Sequence[LevelRun], run_id: str) -> int:
+    return next(i for i, r in enumerate(runs) if r.run_id == run_id)
+
+
+def _changed(run: LevelRun) -> bool:
+    """It broke a regression budget, or rose beyond one: not the level before it."""
+    return bool(run.regressions or run.rising)
+
+
+def _streak_start(runs: Sequence[LevelRun], index: int, decision: BaselineDecision | None) -> int:
+    """The first run of the regression ``runs[index]`` belongs to, the runs that rose
+    before it included (they were its first nights)."""
+    while index > 0 and _changed(runs[index - 1]) and not _accepted(runs[index - 1], decision):
+        index -= 1
+    return index
+
+
+def _rolling(
+    runs: Sequence[LevelRun], decisions: Sequence[BaselineDecision], n: int
+) -> tuple[list[LevelRun], BaselineDecision | None, int]:
+    """The last ``n`` runs that may be a baseline under the decision in force among
+    ``runs``, that decision, and where its level starts (0 without one)."""
+    decision = in_force(decisions, runs)
+    start = 0 if decision is None else _index(runs, decision.from_run_id)
+    window = runs[start:]
+    eligible = [r for r in window if not (r.regressions or r.rising) or _accepted(r, decision)]
+    return eligible[-n:], decision, start
 
 
 def select_baseline(
-    runs: Sequence[LevelRun], decision: BaselineDecision | None, n: int
+    runs: Sequence[LevelRun], decisions: Sequence[BaselineDecision], n: int
 ) -> Selection:
     """The baseline of the next run from the comparable ``runs`` before it, oldest first.
 
-    ``decision`` is the latest accept or pin among those runs (None: none). Returns the
-    baseline runs (empty when there are none yet) and the open regressions: for each
+    ``decisions``: the accepts and pins on these runs (the latest is in force). Returns
+    the baseline runs (empty when there are none yet) and the open regressions: for each
     regression budget the latest run broke without a decision covering it, the unbroken
     stretch of runs back to where that regression began.
     """
     if n < 1:
         raise ValueError(f"a baseline needs n >= 1, got {n}")
-    window, decision = _window(runs, decision)
-    if decision is not None and decision.kind == "pin":
-        pinned, later = window[0], window[1:]
-        after = [r for r in later if r.seq > decision.recorded_through and not r.regressions]
-        chosen = [pinned, *after][:n]
-    else:
-        eligible = [r for r in window if not r.regressions or _accepted(r, decision)]
-        chosen = eligible[-n:]
+    decision = in_force(decisions, runs)
+    if decision is None or decision.kind == "accept":
+        chosen, decision, start = _rolling(runs, decisions, n)
+        return Selection(
+            tuple(r.run_id for r in chosen),
+            decision,
+            open_regressions(runs[start:], decision),
+            rising_streaks(runs[start:], decision),
+        )
+    pin = _index(runs, decision.from_run_id)
+    # The pinned run's level: it and the runs just before it like it (regressions, or not),
+    # back to the start of a level someone decided on.
+    starts = {d.from_run_id for d in decisions if d.decision_id < decision.decision_id}
+    changed = _changed(runs[pin])
+    first = pin
+    while first > 0 and runs[first].run_id not in starts and _changed(runs[first - 1]) == changed:
+        first -= 1
+    level = list(runs[first : pin + 1])[-n:]
+    after = [
+        r
+        for r in runs[pin + 1 :]
+        if r.seq > decision.recorded_through and not (r.regressions or r.rising)
+    ]
+    chosen = [*level, *after][:n]
     return Selection(
-        run_ids=tuple(r.run_id for r in chosen),
-        decision=decision,
-        open=open_regressions(window, decision),
+        tuple(r.run_id for r in chosen),
+        decision,
+        open_regressions(runs[pin:], decision),
+        rising_streaks(runs[pin + 1 :], decision),
     )
 
 
@@ -112,23 +165,35 @@ def open_regressions(
     return out
 
 
+def rising_streaks(
+    window: Sequence[LevelRun], decision: BaselineDecision | None
+) -> dict[Budgeted, tuple[str, ...]]:
+    """Per regression budget the latest run rose on: the runs that rose on it in a row."""
+    if not window or _accepted(window[-1], decision):
+        return {}
+    out: dict[Budgeted, tuple[str, ...]] = {}
+    for budgeted in sorted(window[-1].rising):
+        streak: list[str] = []
+        for run in reversed(window):
+            if budgeted not in run.rising or _accepted(run, decision):
+                break
+            streak.append(run.run_id)
+        out[budgeted] = tuple(reversed(streak))
+    return out
+
+
 def regression_start(
-    runs: Sequence[LevelRun], run_id: str, decision: BaselineDecision | None
+    runs: Sequence[LevelRun], run_id: str, decisions: Sequence[BaselineDecision]
 ) -> str:
     """Where the level ``accept run_id`` accepts begins: the first run of its regression.
 
     Walks back from ``run_id`` over the runs that broke a regression budget and that no
-    earlier decision covers, never past the start of the level in force. A run that broke
-    nothing starts its own level.
+    decision in force covers, never past the start of the level in force. A run that broke
+    nothing, or one from before the level in force, starts a level of its own.
     """
-    window, decision = _window(runs, decision)
-    index = next((i for i, r in enumerate(window) if r.run_id == run_id), None)
-    if index is None:
-        raise ValueError(f"run {run_id!r} is not among the runs of the level in force")
-    if not window[index].regressions or _accepted(window[index], decision):
+    decision = in_force(decisions, runs)
+    start = 0 if decision is None else _index(runs, decision.from_run_id)
+    index = _index(runs, run_id)
+    if index < start or not runs[index].regressions or _accepted(runs[index], decision):
         return run_id
-    while (
-        index > 0 and window[index - 1].regressions and not _accepted(window[index - 1], decision)
-    ):
-        index -= 1
-    return window[index].run_id
+    return runs[max(start, _streak_start(runs, index, decision))].run_id

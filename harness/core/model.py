@@ -311,6 +311,9 @@ class Baseline:
     values: Mapping[str, Mapping[str, tuple[float, ...]]] = field(default_factory=dict)
     # request key -> metric name -> the regression still open there
     open_regressions: Mapping[str, Mapping[str, OpenRegression]] = field(default_factory=dict)
+    # request key -> metric name -> the latest runs that rose beyond the budget in a row
+    # without the rise being significant (values oldest first): judged with the next run
+    rising: Mapping[str, Mapping[str, tuple[float, ...]]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # what the history says beside the budgets (Verdict.notes)
 
 

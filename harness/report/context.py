@@ -538,22 +538,31 @@ def _timeline(points: Sequence[IntervalPoint], request_order: Sequence[str]) -> 
 
     keys = list(request_order)
     labels: dict[str, set[str]] = {}
-    for p in points:
-        for key, pcts in p.percentiles_ms.items():
-            if key not in keys:
-                keys.append(key)
-            labels.setdefault(key, set()).update(pcts)
+    # One pass over the points, each read once (a day-long soak has tens of thousands):
+    # per key and label, the highest value of each group.
+    peaks: dict[tuple[str, str], list[float | None]] = {}
+    for number, g in enumerate(groups):
+        for p in g:
+            for key, pcts in p.percentiles_ms.items():
+                if key not in labels:
+                    labels[key] = set()
+                    if key not in keys:
+                        keys.append(key)
+                labels[key].update(pcts)
+                for label, value in pcts.items():
+                    if value is None or (isinstance(value, float) and math.isnan(value)):
+                        continue  # as _get reads it
+                    line = peaks.setdefault((key, label), [None] * len(groups))
+                    peak = line[number]
+                    line[number] = float(value) if peak is None else max(peak, float(value))
     latency = []
     for key in keys:
         if key not in labels:
             continue
-        lines = []
-        for label in sorted(labels[key], key=_percentile_sort_key):
-            values = []
-            for g in groups:
-                found = [v for p in g if (v := _get(p.percentiles_ms.get(key), label)) is not None]
-                values.append(max(found) if found else None)
-            lines.append(SeriesLine(label, tuple(values)))
+        lines = [
+            SeriesLine(label, tuple(peaks.get((key, label), [None] * len(groups))))
+            for label in sorted(labels[key], key=_percentile_sort_key)
+        ]
         latency.append(LatencySeries(key, tuple(lines)))
     return Timeline(
         mid_s=tuple(mid_s),

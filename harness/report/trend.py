@@ -5,15 +5,17 @@ latest vs baseline, budget use); ``write_trend_report`` draws the charts (matplo
 Figures drawn by the SVG canvas, no pyplot) and renders the two templates. The command
 behind it, which reads the history, is ``harness.commands.trend``.
 
-Latest vs baseline: the baseline is the median of the ``baseline_runs`` runs before the
-latest, as regression budgets use it (``harness.core.evaluate``). The change is significant
-when the latest run lies outside the 95 % prediction interval of those runs (Hahn and
-Meeker, "Statistical Intervals" (1991), 4.6): the test the judge uses for regression
-budgets, ``harness.core.stats.above_baseline``, read on both sides here, so a fall in rps
-counts too. The p-value shown is the two-sided one of t = (latest - mean) / (sd * sqrt(1 +
-1/n)) with n - 1 degrees of freedom; it needs at least 3 baseline runs. "rising"/"falling"
-is the Mann-Kendall test over the last
-``TREND_RUNS`` runs (``harness.core.trends.mann_kendall``). Change points come from
+Latest vs baseline: the baseline is the median of the runs the judge would compare the
+latest with (``harness.core.levels.select_baseline``: the last ``baseline_runs`` runs before
+it that broke no regression budget, since the level accepted or pinned last). The change
+is significant when the latest run lies outside the 95 % prediction interval of those runs
+(Hahn and Meeker, "Statistical Intervals" (1991), 4.6): the test the judge uses for
+regression budgets, ``harness.core.stats.above_baseline``, read on both sides here, so a
+fall in rps counts too; the history keeps no run's own interval, so the judge's widening
+by it is left out. The p-value shown is the two-sided one of t = (latest - mean) / (sd *
+sqrt(1 + 1/n)) with n - 1 degrees of freedom; it needs at least 3 baseline runs.
+"rising"/"falling" is the Mann-Kendall test over the last ``TREND_RUNS`` runs
+(``harness.core.trends.mann_kendall``). Change points come from
 ``harness.core.trends.detect_change_points`` over each whole series.
 
 Accepted levels are the history's ``paybench baseline accept|pin`` decisions, drawn at the
@@ -37,8 +39,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from harness.core import levels, stats
 from harness.core import metrics as registry
-from harness.core import stats
 from harness.core.budgets import selector_matches
 from harness.core.format import fmt_change
 from harness.core.model import (
@@ -293,12 +295,35 @@ def _covers(selector: str, key: str) -> bool:
     return selector_matches(selector, key)
 
 
+def _baseline_positions(
+    runs: Sequence[RunRow], decisions: Sequence[BaselineDecision], n: int
+) -> tuple[int, ...]:
+    """Which of the runs before the latest are its baseline, as the judge picks them.
+
+    ``harness.core.levels.select_baseline``: no regression runs, since the level in force.
+    A run's regressions are one flag here: which budget it broke does not change the pick.
+    """
+    said = frozenset({("", "")})
+    level_runs = [
+        levels.LevelRun(
+            r.run_id,
+            r.seq,
+            said if r.regression else frozenset(),
+            said if r.rose else frozenset(),
+        )
+        for r in runs
+    ]
+    chosen = levels.select_baseline(level_runs[:-1], decisions, n).run_ids
+    position = {r.run_id: i for i, r in enumerate(runs)}
+    return tuple(position[run_id] for run_id in chosen)
+
+
 def _latest_vs_baseline(
-    values: Sequence[float | None], n: int, metric: str
+    values: Sequence[float | None], positions: Sequence[int], metric: str
 ) -> tuple[float | None, float | None, int, float | None, float | None, bool | None]:
     """(latest, baseline median, baseline runs, change, p-value, significant)."""
     latest = values[-1] if values else None
-    prior = [v for v in values[:-1] if v is not None][-n:]
+    prior = [v for i in positions if (v := values[i]) is not None]
     if latest is None or not prior:
         return latest, None, len(prior), None, None, None
     base = statistics.median(prior)
@@ -418,7 +443,8 @@ def build_trend_context(
         RunPoint(i + 1, r.run_id, r.started_at, r.git_commit, r.outcome) for i, r in enumerate(runs)
     )
     position = {r.run_id: i for i, r in enumerate(runs)}
-    levels = level_marks([r.run_id for r in runs], decisions)
+    accepted = level_marks([r.run_id for r in runs], decisions)
+    baseline_at = _baseline_positions(runs, decisions, baseline_runs)
     table: dict[str, list[RequestMetrics | None]] = {}
     for m in metrics:
         if m.run_id in position:
@@ -433,10 +459,10 @@ def build_trend_context(
             values = tuple(None if r is None else r.value(metric) for r in rows)
             if all(v is None for v in values):
                 continue
-            marks = _marks(key, metric, values, points, p_value, min_magnitude, levels)
+            marks = _marks(key, metric, values, points, p_value, min_magnitude, accepted)
             all_marks.extend(marks)
             latest, base, n, change, p, significant = _latest_vs_baseline(
-                values, baseline_runs, metric
+                values, baseline_at, metric
             )
             recent = [v for v in values if v is not None][-TREND_RUNS:]
             trends.append(
@@ -474,7 +500,7 @@ def build_trend_context(
         min_magnitude=min_magnitude,
         left_out=tuple(left_out),
         settings=settings,
-        levels=levels,
+        levels=accepted,
     )
 
 

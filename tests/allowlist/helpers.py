@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.recording import load_recording
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 NETNS_TIMEOUT_S = 150.0
@@ -53,9 +55,8 @@ def only_run_dir(out: Path) -> Path:
 
 def failures(run_dir: Path) -> dict[tuple[str, str], list[str]]:
     """(method, name) -> the failure messages paybench recorded for it."""
-    doc = json.loads((run_dir / "paybench.hdr.json").read_text())
     out: dict[tuple[str, str], list[str]] = {}
-    for row in doc["failures"]:
+    for row in load_recording(run_dir / "paybench.hdr.json").failure_rows:
         out.setdefault((row["type"], row["name"]), []).append(row["message"])
     return out
 

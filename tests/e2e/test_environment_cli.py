@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.store import APPLICATION_ID, HistoryStore
+from harness.store import APPLICATION_ID, SCHEMA_VERSION, HistoryStore
 from tests.e2e.helpers import ROOT, load_summary, needs_tmpfs, only_run_dir, paybench
 from tests.e2e.helpers import paybench_on_tmpfs as on_tmpfs
 from tests.history.historydata import make_run, nightly_id, nightly_start
@@ -155,7 +155,10 @@ def _newer_schema(path: Path) -> str:
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute("PRAGMA user_version = 99")
     conn.close()
-    return f"{path}: history schema 99 is newer than this paybench (2); upgrade paybench"
+    return (
+        f"{path}: history schema 99 is newer than this paybench ({SCHEMA_VERSION}); "
+        "upgrade paybench"
+    )
 
 
 @pytest.mark.parametrize(

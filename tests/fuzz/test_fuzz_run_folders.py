@@ -1,10 +1,11 @@
 """Fuzz: damaged run folders are read, or refused in one line (exit 2), never a traceback.
 
-Thousands of mutations of valid files (paybench.hdr.json, run.json, Locust's CSV files,
-summary.json, baseline.json) go through the library functions the CLI calls: `read_run`,
-the report renderers, `HistoryStore.import_run_dir`, `load_baseline`. Each call ends in a
-value or in a `PaybenchError` of exit code 2 whose one line names the run folder; any other
-exception fails the test. Derandomized: the same examples on every run.
+Thousands of mutations of valid files (paybench.hdr.json in both formats, run.json,
+Locust's CSV files, summary.json, baseline.json) go through the library functions the CLI
+calls: `read_run`, the report renderers, `HistoryStore.import_run_dir`, `load_baseline`.
+Each call ends in a value or in a `PaybenchError` of exit code 2 whose one line names the
+run folder; any other exception fails the test. Derandomized: the same examples on every
+run.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from tests.fuzz.mutate import (
     fuzz_settings,
     mutated_csv,
     mutated_json,
+    mutated_text,
+    mutated_value,
     refused_in_one_line,
 )
 from tests.hostile.runfolders import (
@@ -37,6 +40,7 @@ from tests.hostile.runfolders import (
     SUMMARY,
     judged_run_folder,
     recording_doc,
+    recording_lines,
     run_json_doc,
     write_run_folder,
 )
@@ -52,6 +56,7 @@ class Valid:
 
     root: Path
     recording: dict[str, Any]
+    streamed: list[Any]  # the same recording in format version 2: one value per line
     run_json: dict[str, Any]
     summary: dict[str, Any]
     baseline: dict[str, Any]
@@ -66,6 +71,7 @@ def valid(tmp_path_factory: pytest.TempPathFactory) -> Valid:
     return Valid(
         root=root,
         recording=recording_doc(NAMES, intervals=3, per_interval=6, paced=True),
+        streamed=recording_lines(NAMES, intervals=3, per_interval=6, paced=True),
         run_json=run_json_doc(extra={"target_overrides": {"slowdown": 2.0}}),
         summary=json.loads((judged / SUMMARY).read_text(encoding="utf-8")),
         baseline={
@@ -102,6 +108,21 @@ def test_a_damaged_recording_is_read_or_refused_in_one_line(valid: Valid, data) 
     folder = _folder(valid, "recording")
     (folder / RUN).write_text(json.dumps(valid.run_json), encoding="utf-8")
     (folder / HDR).write_bytes(mutated_json(data, valid.recording))
+    result = refused_in_one_line(lambda: read_run(folder, warmup_s=0.5), str(folder))
+    if result is not None:
+        _rendered(result)
+
+
+@given(data=st.data())
+@fuzz_settings(max_examples=500)
+def test_a_damaged_streamed_recording_is_read_or_refused_in_one_line(valid: Valid, data) -> None:
+    """The streamed format (version 2): any line's values mutated, lines dropped or
+    repeated, the text cut short or a byte changed."""
+    folder = _folder(valid, "streamed")
+    (folder / RUN).write_text(json.dumps(valid.run_json), encoding="utf-8")
+    lines = mutated_value(data, valid.streamed)
+    text = "".join(json.dumps(line, allow_nan=True) + "\n" for line in lines)
+    (folder / HDR).write_bytes(mutated_text(data, text).encode("utf-8", "surrogatepass"))
     result = refused_in_one_line(lambda: read_run(folder, warmup_s=0.5), str(folder))
     if result is not None:
         _rendered(result)

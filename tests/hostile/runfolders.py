@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,28 @@ def recording_doc(
     The second interval of each name holds one failure; ``paced`` adds a paced user class
     whose latencies (from the intended start) are recorded for the first name.
     """
+    agg, meta = _merged(names, intervals, per_interval, seed, paced)
+    return agg.document(meta)
+
+
+def recording_lines(
+    names: Sequence[tuple[str, str]] = DEFAULT_NAMES,
+    intervals: int = 4,
+    per_interval: int = 20,
+    seed: int = 1,
+    paced: bool = False,
+) -> list[Any]:
+    """The recording of `recording_doc` in format version 2, streamed by the plugin's own
+    writer: one JSON value per line (header, keys, intervals, samples, end)."""
+    agg, meta = _merged(names, intervals, per_interval, seed, paced)
+    with tempfile.TemporaryDirectory(prefix="paybench-hostile-") as tmp:
+        path = agg.finish(Path(tmp) / HDR, meta)
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _merged(
+    names: Sequence[tuple[str, str]], intervals: int, per_interval: int, seed: int, paced: bool
+) -> tuple[Aggregator, dict[str, Any]]:
     rng = random.Random(seed)
     agg = Aggregator(INTERVAL_S)
     first = int(START / INTERVAL_S)
@@ -94,18 +117,16 @@ def recording_doc(
                 payload["paced"] = [_row(rng, request_type, name, index, per_interval, failures)]
                 payload["paced_classes"] = {"CheckoutUser": [0.5, 2, 32.0, 30]}
             agg.apply(payload)
-    return agg.document(
-        {
-            "test_start_epoch": START,
-            "spawning_complete_epoch": START + 0.5,
-            "spawning_complete_epochs": [START + 0.5],
-            "test_stop_epoch": stop,
-            "mode": "local",
-            "workers": [],
-            "users": [{"epoch": START, "users": 2}, {"epoch": stop, "users": 0}],
-            "warnings": [],
-        }
-    )
+    return agg, {
+        "test_start_epoch": START,
+        "spawning_complete_epoch": START + 0.5,
+        "spawning_complete_epochs": [START + 0.5],
+        "test_stop_epoch": stop,
+        "mode": "local",
+        "workers": [],
+        "users": [{"epoch": START, "users": 2}, {"epoch": stop, "users": 0}],
+        "warnings": [],
+    }
 
 
 def run_json_doc(**changes: Any) -> dict[str, Any]:
@@ -144,24 +165,33 @@ def run_json_doc(**changes: Any) -> dict[str, Any]:
 def write_run_folder(
     folder: Path,
     names: Sequence[tuple[str, str]] = DEFAULT_NAMES,
-    recording: dict[str, Any] | None = None,
+    recording: dict[str, Any] | list[Any] | None = None,
     run_json: dict[str, Any] | None = None,
 ) -> Path:
-    """A run folder as ``paybench run`` leaves it before judging (no summary.json yet)."""
+    """A run folder as ``paybench run`` leaves it before judging (no summary.json yet).
+
+    ``recording``: a version-1 document, or the lines of a version-2 recording (a list).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     doc = recording if recording is not None else recording_doc(names)
-    (folder / HDR).write_text(json.dumps(doc), encoding="utf-8")
+    text = "".join(f"{json.dumps(line)}\n" for line in doc) if isinstance(doc, list) else None
+    (folder / HDR).write_text(text if text is not None else json.dumps(doc), encoding="utf-8")
     (folder / RUN).write_text(json.dumps(run_json or run_json_doc()), encoding="utf-8")
     (folder / BUDGETS).write_text(BUDGETS_TEXT, encoding="utf-8")
     return folder
 
 
-def judged_run_folder(folder: Path, names: Sequence[tuple[str, str]] = DEFAULT_NAMES) -> Path:
-    """A run folder judged by the library: summary.json and the reports written."""
+def judged_run_folder(
+    folder: Path, names: Sequence[tuple[str, str]] = DEFAULT_NAMES, version: int = 1
+) -> Path:
+    """A run folder judged by the library: summary.json and the reports written.
+
+    ``version`` of its recording: 1 (one document) or 2 (streamed lines).
+    """
     from harness.commands.check import judge
     from harness.config import load_budgets
 
-    write_run_folder(folder, names)
+    write_run_folder(folder, names, recording_lines(names) if version == 2 else None)
     judge(folder, load_budgets(folder / BUDGETS))
     return folder
 

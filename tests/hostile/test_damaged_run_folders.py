@@ -202,6 +202,100 @@ RECORDING_CASES: list[tuple[str, Damage, str]] = [
     ),
 ]
 
+def _lines(edit: Callable[[list[Any]], Any]) -> Damage:
+    """An edit of a streamed recording (format version 2): its lines as JSON values."""
+
+    def damage(folder: Path) -> None:
+        path = folder / HDR
+        lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        edit(lines)
+        path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+
+    return damage
+
+
+def _line(lines: list[Any], kind: str) -> dict[str, Any]:
+    """The first line of a kind ("interval", "key", "users", "cpu", "end")."""
+    return next(line for line in lines if kind in line)
+
+
+def _row_column(column: int, value: Any) -> Callable[[list[Any]], None]:
+    def edit(lines: list[Any]) -> None:
+        row = _line(lines, "interval")["rows"][0]
+        row[column] = value(row[column]) if callable(value) else value
+
+    return edit
+
+
+# A streamed recording's damage names its line: (case, damage, the fragment of the line).
+STREAMED_CASES: list[tuple[str, Damage, str]] = [
+    (
+        "negative failures in an interval row",
+        _lines(_row_column(2, -2)),
+        "rows[0].failures: -2 is negative; the file is damaged or was edited",
+    ),
+    (
+        "more failures than requests in a row",
+        _lines(_row_column(2, 21)),
+        "rows[0].failures: 21 is more than count 20",
+    ),
+    (
+        "a row's histogram that does not hold its count",
+        _lines(_row_column(7, stats.histogram_from_ms([1.0, 2.0, 3.0]).encode())),
+        "rows[0].histogram: holds 3 latencies where count is 20",
+    ),
+    (
+        "a row's histogram that inflates to gigabytes (a zip bomb)",
+        _lines(_row_column(7, _zip_bomb())),
+        "rows[0].histogram: inflates to more than 1024 KiB",
+    ),
+    (
+        "a row's histogram of another layout",
+        _lines(_row_column(7, _other_layout())),
+        "rows[0].histogram: a histogram of 5 significant figures",
+    ),
+    (
+        "a whole-run count that is not the sum of its intervals",
+        _lines(lambda ls: _line(ls, "end")["end"]["whole"][0].__setitem__(1, 81)),
+        "end.whole[0].count: 81 is not the sum of its intervals' (80)",
+    ),
+    (
+        "a row of a key never declared",
+        _lines(_row_column(0, 7)),
+        "rows[0].key: key 7 is not declared",
+    ),
+    (
+        "an interval outside the run",
+        _lines(lambda ls: _line(ls, "interval").__setitem__("interval", 10**9)),
+        "interval: interval 1000000000 begins at 2e+09 s, outside the run",
+    ),
+    (
+        "a recording cut short before its end line",
+        _lines(lambda ls: ls.pop()),
+        f"{HDR}: cut short: no end line (the recording was not finished)",
+    ),
+    (
+        "a line after the end line",
+        _lines(lambda ls: ls.append(_line(ls, "users"))),
+        "a line after the end line",
+    ),
+    (
+        "a line nested deeper than Python reads",
+        lambda folder: (folder / HDR).write_text(
+            (folder / HDR).read_text(encoding="utf-8").replace(
+                '{"users"', "[" * 100_000 + "]" * 100_000 + "\n" + '{"users"', 1
+            ),
+            encoding="utf-8",
+        ),
+        "not a line of a paybench recording (invalid JSON: nested too deeply)",
+    ),
+    (
+        "a streamed recording of a newer format",
+        _lines(lambda ls: ls[0].__setitem__("format_version", 3)),
+        f"{HDR}: format version 3 is newer than this paybench understands (2); upgrade paybench",
+    ),
+]
+
 RUN_JSON_CASES: list[tuple[str, Damage, str]] = [
     (
         "users given as a word",
@@ -241,6 +335,11 @@ COMMANDS = ("check", "report", "history import")
 @pytest.fixture(scope="module")
 def judged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return judged_run_folder(tmp_path_factory.mktemp("hostile") / "judged")
+
+
+@pytest.fixture(scope="module")
+def streamed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return judged_run_folder(tmp_path_factory.mktemp("hostile") / "streamed", version=2)
 
 
 def _damaged(judged: Path, tmp_path: Path, damage: Damage) -> Path:
@@ -289,6 +388,27 @@ def test_a_damaged_run_folder_is_refused_in_one_line(
     run.json are refused with exit 2 and one line naming the file and the field; nothing
     is judged or stored."""
     folder = _damaged(judged, tmp_path, damage)
+    history = tmp_path / "history.sqlite"
+    _assert_refused(_run(command, folder, history), folder, fragment)
+    if command == "history import":
+        _assert_not_stored(history)
+
+
+@pytest.mark.parametrize(
+    ("command", "damage", "fragment"),
+    [
+        pytest.param(command, damage, fragment, id=f"{case} ({command})")
+        for i, (case, damage, fragment) in enumerate(STREAMED_CASES)
+        for command in (COMMANDS if i == 0 else (COMMANDS[i % 2],))
+    ],
+)
+def test_a_damaged_streamed_recording_is_refused_in_one_line(
+    streamed: Path, tmp_path: Path, command: str, damage: Damage, fragment: str
+) -> None:
+    """Guards the streamed format (version 2) as the one-document one: impossible numbers,
+    hostile histograms, a file cut short or edited after its end are refused with exit 2
+    and one line naming the file, the line and the field; nothing is judged or stored."""
+    folder = _damaged(streamed, tmp_path, damage)
     history = tmp_path / "history.sqlite"
     _assert_refused(_run(command, folder, history), folder, fragment)
     if command == "history import":

@@ -24,7 +24,7 @@ from locust.env import Environment
 from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_WAITING
 
 from harness import plugin  # noqa: F401  (the listeners under test)
-from harness.recording import HDR_FILE
+from harness.recording import HDR_FILE, load_recording
 
 HOST, RUN_DIR, KIND = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 
@@ -66,9 +66,9 @@ def main() -> None:
     killed_at_once = user.stop()  # ... ahead of the kill User.stop schedules (idle user)
     runner.quit()  # test_stop: paybench counts what is still pending as cut off
     events.quit.fire(exit_code=0)  # paybench writes its file
-    document = json.loads((RUN_DIR / HDR_FILE).read_text())
-    count = sum(e["count"] for e in document["entries"])
-    cut_off = sum(e["cut_off"] for e in document["entries"])
+    recording = load_recording(RUN_DIR / HDR_FILE)
+    count = sum(e.count for e in recording.entries)
+    cut_off = sum(e.cut_off for e in recording.entries)
     print(
         json.dumps(
             {

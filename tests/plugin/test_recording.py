@@ -354,11 +354,11 @@ def _minimal(**overrides):
 
 
 def test_a_newer_format_version_is_refused_with_the_fix(tmp_path: Path):
-    path = _write(tmp_path, _minimal(format_version=2))
+    path = _write(tmp_path, _minimal(format_version=3))
     with pytest.raises(FormatError) as e:
         load_recording(path)
     assert e.value.message == (
-        f"{path}: format version 2 is newer than this paybench understands (1); upgrade paybench"
+        f"{path}: format version 3 is newer than this paybench understands (2); upgrade paybench"
     )
 
 

@@ -2,9 +2,11 @@
 
 ``build_run(run_dir, duration_s=...)`` writes what ``paybench run`` leaves in a run folder
 and ``paybench check`` / ``paybench report`` read: ``run.json`` (through the same writer
-as a real run), ``paybench.hdr.json`` (the plugin's format, version 1: whole-run and
-per-interval HdrHistograms of nanoseconds from ``harness.core.stats``, cut-offs, failure
-rows, users, generator CPU, the paced health prober) and the copy of ``budgets.yaml``.
+as a real run), ``paybench.hdr.json`` (the plugin's format, through the plugin's own
+writer: version 2, a line per interval, whole-run and per-interval HdrHistograms of
+nanoseconds from ``harness.core.stats``, cut-offs, failure rows, users, generator CPU, the
+paced health prober; ``format_version=1`` writes the older single document) and the copy
+of ``budgets.yaml``.
 ``build_profile_run`` takes users, spawn rate, run time and load shape from a shipped
 profile (``locustfiles/profiles/<name>.conf``).
 
@@ -13,8 +15,9 @@ scenarios with a profile's knobs (``scenario_shapes``; the health prober at a fi
 whatever the users), Poisson counts per interval,
 lognormal latencies that drift slowly, have rare slow spells and grow a little with the
 user count, and failures drawn per interval at each key's error rate. Everything is drawn
-with numpy from ``seed`` and vectorised over intervals, so a 4 h recording (7,200
-intervals x 14 keys) builds in seconds; only the interval histograms' encoding is a loop.
+with numpy from ``seed`` (each key from a generator of its own) and vectorised over
+intervals, an hour of intervals at a time, so that a day-long soak of 50 million requests
+builds in about a minute in bounded memory; only the histograms' compression is a loop.
 
 Benchmarks import this file by path: ``sys.path.insert(0, ROOT)`` and
 ``from tests.scale.synthetic import build_run``.
@@ -36,9 +39,10 @@ import numpy as np
 from harness import __version__
 from harness.core import catalogue, stats
 from harness.core.model import request_key
+from harness.core.stats import histogram as histogram_module
 from harness.locust_run import LocustPlan, build_command
 from harness.profiles import DEFAULT_LOCUSTFILE, LOCUSTFILES, PROJECT_ROOT, load_profile
-from harness.recording import format_header
+from harness.recording import FORMAT_VERSION, ROW_COLUMNS, RecordingWriter, format_header
 from harness.runfolder import HDR_FILE, RunRecord, write_json_atomically, write_run_record
 
 PROJECT_BUDGETS = PROJECT_ROOT / "budgets.yaml"
@@ -261,11 +265,13 @@ def build_run(
     seed: int = 1,
     budgets: Path = PROJECT_BUDGETS,
     start_epoch: float = START_EPOCH,
+    format_version: int = FORMAT_VERSION,
 ) -> SyntheticRun:
     """Write a complete synthetic run folder at ``run_dir`` (created; must not exist).
 
     ``warmup_s`` only goes into the returned ``steady_start_epoch`` (the budgets file
     decides the warm-up that ``paybench check`` applies): pass the one it sets.
+    ``format_version`` 1 writes the older one-document recording (read as before).
     """
     run_dir.mkdir(parents=True, exist_ok=False)
     rng = np.random.default_rng(seed)
@@ -289,42 +295,15 @@ def build_run(
         + 0.3 * load**2
     )
 
-    entries: list[dict[str, Any]] = []
-    paced_entries: list[dict[str, Any]] = []
-    failure_rows: list[dict[str, Any]] = []
-    histograms = requests = failures = 0
-    non_empty: dict[str, int] = {}
-    for shape_ in sorted(shapes, key=lambda s: (s.request_type, s.name)):
-        expected = (shape_.rps_per_user * running + shape_.fixed_rps) * overlap_s
-        counts = rng.poisson(expected).astype(np.int64)
-        n = int(counts.sum())
-        fails = rng.binomial(counts, shape_.error_rate) if shape_.error_rate else 0 * counts
-        owner = np.repeat(np.arange(index.size), counts)
-        mu = math.log(shape_.median_ms) + np.log(drift[owner])
-        ns = stats.ms_to_ns_array(np.exp(mu + shape_.sigma * rng.standard_normal(n)))
-        cut_off = int(rng.integers(0, 3)) if shape_.rps_per_user else 0
-        entry, written = _entry(shape_, index, counts, fails, ns, cut_off)
-        entries.append(entry)
-        histograms += written
-        non_empty[shape_.key] = int(np.count_nonzero(counts))
-        if shape_.request_type != "FLOW":
-            requests += n
-            failures += int(fails.sum())
-        if shape_.key in HEALTH_KEYS:
-            # The prober keeps its pace: latency from the intended start is the latency.
-            paced_entries.append(entry)
-        if int(fails.sum()):
-            failed_at = lo[np.nonzero(fails)[0]]
-            failure_rows.append(
-                {
-                    "type": shape_.request_type,
-                    "name": shape_.name,
-                    "message": shape_.message,
-                    "count": int(fails.sum()),
-                    "first_epoch": float(failed_at[0]) + 0.4 * interval_s,
-                    "last_epoch": float(failed_at[-1]) + 0.6 * interval_s,
-                }
-            )
+    keys = sorted(shapes, key=lambda s: (s.request_type, s.name))
+    draws = [_Draws.of(s, i, seed, running, overlap_s) for i, s in enumerate(keys)]
+    # The prober keeps its pace: its latency from the intended start is the latency.
+    paced = [i for i, s in enumerate(keys) if s.key in HEALTH_KEYS]
+    sink_type = _LinesSink if format_version >= 2 else _DocumentSink
+    sink = sink_type(run_dir / HDR_FILE, interval_s, first, keys, paced)
+    for block in range(0, index.size, BLOCK_INTERVALS):
+        part = slice(block, min(index.size, block + BLOCK_INTERVALS))
+        sink.block([d.block(part, drift[part]) for d in draws])
 
     spawned_epoch = start_epoch + min(duration_s, spawn_time_s(users, spawn_rate, shape))
     ticks = (index[:-1] + 1) * interval_s + TICK_DELAY_S
@@ -333,15 +312,18 @@ def build_run(
     cpu += rng.normal(0.0, 2.0, ticks.size)
     pacing_s = next((1 / s.fixed_rps for s in shapes if s.key in HEALTH_KEYS and s.fixed_rps), 5)
     health_rounds = duration_s / pacing_s
-    doc = {
-        **format_header(interval_s),
-        "test_start_epoch": start_epoch,
-        "spawning_complete_epoch": spawned_epoch,
-        "spawning_complete_epochs": [spawned_epoch],
-        "test_stop_epoch": stop_epoch,
-        "mode": "local",
-        "workers": [],
-        "users": [
+    failure_rows = [row for d in draws if (row := d.failure_row(lo, interval_s)) is not None]
+    sink.finish(
+        meta={
+            "test_start_epoch": start_epoch,
+            "spawning_complete_epoch": spawned_epoch,
+            "spawning_complete_epochs": [spawned_epoch],
+            "test_stop_epoch": stop_epoch,
+            "mode": "local",
+            "workers": [],
+            "warnings": [],
+        },
+        users=[
             {"epoch": start_epoch, "users": 0},
             {
                 "epoch": spawned_epoch,
@@ -349,30 +331,22 @@ def build_run(
             },
             *({"epoch": float(t), "users": int(u)} for t, u in zip(ticks, tick_users, strict=True)),
         ],
-        "warnings": [],
-        "entries": entries,
-        "failures": failure_rows,
-        "generator": {
-            "cpu": [
-                {"epoch": float(t), "process": "local", "cpu_pct": round(float(c), 1)}
-                for t, c in zip(ticks, cpu, strict=True)
-            ],
-            "max_cpu_pct": round(float(cpu.max()), 1) if cpu.size else None,
-        },
-        "paced": {
-            "user_classes": [
-                {
-                    "user_class": "HealthProber",
-                    "pacing_s": pacing_s,
-                    "users": 1,
-                    "intended_iterations": math.floor(health_rounds) + 1.0,
-                    "achieved_iterations": math.floor(health_rounds) + 1,
-                }
-            ],
-            "entries": paced_entries,
-        },
-    }
-    write_json_atomically(run_dir / HDR_FILE, doc)
+        cpu=[
+            {"epoch": float(t), "process": "local", "cpu_pct": round(float(c), 1)}
+            for t, c in zip(ticks, cpu, strict=True)
+        ],
+        failures=failure_rows,
+        paced_classes=[
+            {
+                "user_class": "HealthProber",
+                "pacing_s": pacing_s,
+                "users": 1,
+                "intended_iterations": math.floor(health_rounds) + 1.0,
+                "achieved_iterations": math.floor(health_rounds) + 1,
+            }
+        ],
+        whole=[d.whole_row() for d in draws],
+    )
     shutil.copyfile(budgets, run_dir / "budgets.yaml")
     _write_run_json(
         run_dir, profile, users, spawn_rate, duration_s, start_epoch, stop_epoch, budgets
@@ -382,12 +356,12 @@ def build_run(
         interval_s=interval_s,
         duration_s=duration_s,
         intervals=int(index.size),
-        histograms=histograms,
-        requests=requests,
-        failures=failures,
+        histograms=sink.histograms,
+        requests=sum(d.total for d in draws if d.shape.request_type != "FLOW"),
+        failures=sum(d.total_failures for d in draws if d.shape.request_type != "FLOW"),
         steady_start_epoch=min(spawned_epoch + warmup_s, stop_epoch),
         stop_epoch=stop_epoch,
-        non_empty_intervals=non_empty,
+        non_empty_intervals={d.shape.key: int(np.count_nonzero(d.counts)) for d in draws},
     )
 
 
@@ -400,6 +374,7 @@ def build_profile_run(
     error_rates: Mapping[str, float] | None = None,
     seed: int = 1,
     budgets: Path = PROJECT_BUDGETS,
+    format_version: int = FORMAT_VERSION,
 ) -> SyntheticRun:
     """`build_run` with the users, spawn rate, run time, shape and scenario knobs of a
     shipped profile; ``error_rates`` (request key -> share failed) replace the defaults'."""
@@ -419,72 +394,274 @@ def build_profile_run(
         shapes=shapes,
         seed=seed,
         budgets=budgets,
+        format_version=format_version,
     )
 
 
-def _entry(
-    shape: RequestShape,
-    index: np.ndarray,
-    counts: np.ndarray,
-    fails: np.ndarray,
-    ns: np.ndarray,
-    cut_off: int,
-) -> tuple[dict[str, Any], int]:
-    """One key's entry: whole-run figures and the non-empty intervals (plus the stop one)."""
-    used = np.nonzero(counts)[0]
-    bounds = np.concatenate(([0], np.cumsum(counts)))
-    starts = bounds[used]
-    sums = np.add.reduceat(ns, starts) if ns.size else np.zeros(0, np.int64)
-    mins = np.minimum.reduceat(ns, starts) if ns.size else np.zeros(0, np.int64)
-    maxs = np.maximum.reduceat(ns, starts) if ns.size else np.zeros(0, np.int64)
-    intervals = []
-    for j, i in enumerate(used):
-        h = stats.Histogram()
-        h.record_ns_array(ns[bounds[i] : bounds[i + 1]])
-        intervals.append(
+# Intervals drawn, encoded and written at a time: an hour of 2 s intervals. A day-long
+# soak of 50 million requests is never in memory at once.
+BLOCK_INTERVALS = 1800
+LAYOUT_LEN = stats.bucket_layout().counts_len
+
+
+@dataclass(frozen=True, eq=False)
+class _Rows:
+    """One key's non-empty intervals of one block (and the cut-offs of the stop interval)."""
+
+    positions: np.ndarray  # into the run's intervals
+    counts: np.ndarray
+    failures: np.ndarray
+    cut_off: np.ndarray
+    sums: np.ndarray
+    mins: np.ndarray  # -1: none
+    maxs: np.ndarray
+    histograms: list[str]
+
+
+class _Draws:
+    """One key's load: counts per interval drawn up front, latencies a block at a time from
+    a generator of its own (the same numbers whatever the block size)."""
+
+    def __init__(
+        self, shape: RequestShape, rng: np.random.Generator, counts: np.ndarray, cut_off: int
+    ) -> None:
+        self.shape = shape
+        self.rng = rng
+        self.counts = counts
+        self.fails = rng.binomial(counts, shape.error_rate) if shape.error_rate else 0 * counts
+        self.cut_off = cut_off
+        self.whole = np.zeros(LAYOUT_LEN, dtype=np.int64)
+        self.sum_ns = 0
+        self.min_ns: int | None = None
+        self.max_ns: int | None = None
+
+    @classmethod
+    def of(
+        cls,
+        shape: RequestShape,
+        number: int,
+        seed: int,
+        running: np.ndarray,
+        overlap_s: np.ndarray,
+    ) -> _Draws:
+        rng = np.random.default_rng([seed, number])
+        expected = (shape.rps_per_user * running + shape.fixed_rps) * overlap_s
+        counts = rng.poisson(expected).astype(np.int64)
+        draws = cls(shape, rng, counts, 0)
+        draws.cut_off = int(rng.integers(0, 3)) if shape.rps_per_user else 0
+        return draws
+
+    @property
+    def total(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def total_failures(self) -> int:
+        return int(self.fails.sum())
+
+    def block(self, part: slice, drift: np.ndarray) -> _Rows:
+        counts = self.counts[part]
+        n = int(counts.sum())
+        owner = np.repeat(np.arange(counts.size), counts)
+        mu = math.log(self.shape.median_ms) + np.log(drift[owner])
+        ns = stats.ms_to_ns_array(np.exp(mu + self.shape.sigma * self.rng.standard_normal(n)))
+        used = np.flatnonzero(counts)
+        starts = np.concatenate(([0], np.cumsum(counts)))[used]
+        empty = np.zeros(0, dtype=np.int64)
+        sums = np.add.reduceat(ns, starts) if ns.size else empty
+        mins = np.minimum.reduceat(ns, starts) if ns.size else empty
+        maxs = np.maximum.reduceat(ns, starts) if ns.size else empty
+        # Every interval's histogram at once: (interval, bucket) pairs counted.
+        buckets = histogram_module._indices_for(ns) if ns.size else empty
+        pairs, counted = np.unique(owner * LAYOUT_LEN + buckets, return_counts=True)
+        rows = pairs // LAYOUT_LEN
+        offsets = np.searchsorted(rows, used, side="left")
+        offsets = np.append(offsets, rows.size).astype(np.int64)
+        histograms = histogram_module.HistogramRows(
+            offsets, pairs % LAYOUT_LEN, counted.astype(np.int64)
+        )
+        np.add.at(self.whole, histograms.index, histograms.counts)
+        if ns.size:
+            self.sum_ns += int(ns.sum())
+            low, high = int(ns.min()), int(ns.max())
+            self.min_ns = low if self.min_ns is None else min(self.min_ns, low)
+            self.max_ns = high if self.max_ns is None else max(self.max_ns, high)
+        positions = used + part.start
+        cut_off = np.zeros(used.size, dtype=np.int64)
+        texts = histogram_module.encode_rows(histograms) if used.size else []
+        if self.cut_off and part.stop == self.counts.size:
+            # In flight at stop: counted in the interval where the run stopped, no latency.
+            stop = self.counts.size - 1
+            if used.size and positions[-1] == stop:
+                cut_off[-1] = self.cut_off
+            else:
+                positions = np.append(positions, stop)
+                cut_off = np.append(cut_off, self.cut_off)
+                sums, mins, maxs = np.append(sums, 0), np.append(mins, -1), np.append(maxs, -1)
+                texts = [*texts, stats.encode_histogram(stats.Histogram())]
+        return _Rows(
+            positions,
+            counts[positions - part.start],
+            self.fails[positions],
+            cut_off,
+            sums,
+            mins,
+            maxs,
+            texts,
+        )
+
+    def whole_row(self) -> list[Any]:
+        used = np.flatnonzero(self.whole)
+        rows = histogram_module.HistogramRows(
+            np.array([0, used.size], dtype=np.int64), used, self.whole[used]
+        )
+        return [
+            self.total,
+            self.total_failures,
+            self.cut_off,
+            self.sum_ns,
+            self.min_ns,
+            self.max_ns,
+            histogram_module.encode_rows(rows)[0],
+        ]
+
+    def failure_row(self, lo: np.ndarray, interval_s: float) -> dict[str, Any] | None:
+        if not self.total_failures:
+            return None
+        failed_at = lo[np.nonzero(self.fails)[0]]
+        return {
+            "type": self.shape.request_type,
+            "name": self.shape.name,
+            "message": self.shape.message,
+            "count": self.total_failures,
+            "first_epoch": float(failed_at[0]) + 0.4 * interval_s,
+            "last_epoch": float(failed_at[-1]) + 0.6 * interval_s,
+        }
+
+
+class _Sink:
+    histograms = 0  # interval histograms written
+
+    def block(self, rows: Sequence[_Rows]) -> None:
+        raise NotImplementedError
+
+    def finish(self, **parts: Any) -> None:
+        raise NotImplementedError
+
+
+class _LinesSink(_Sink):
+    """Version 2, through the plugin's own writer: a line per interval, as the run goes."""
+
+    def __init__(
+        self,
+        path: Path,
+        interval_s: float,
+        first: int,
+        keys: Sequence[RequestShape],
+        paced: Sequence[int],
+    ) -> None:
+        self.writer = RecordingWriter(path, interval_s)
+        self.first = first
+        self.ids = [self.writer.key("entries", s.request_type, s.name) for s in keys]
+        self.paced = {
+            i: self.writer.key("paced", keys[i].request_type, keys[i].name) for i in paced
+        }
+
+    def block(self, rows: Sequence[_Rows]) -> None:
+        lines: dict[int, list[list[Any]]] = {}
+        for i, r in enumerate(rows):
+            ids = [self.ids[i], *([self.paced[i]] if i in self.paced else [])]
+            for j, position in enumerate(r.positions.tolist()):
+                values = _row_values(r, j)
+                for key in ids:
+                    lines.setdefault(position, []).append([key, *values])
+            self.histograms += len(r.positions)
+        for position in sorted(lines):
+            self.writer.interval(self.first + position, lines[position])
+
+    def finish(self, **parts: Any) -> None:
+        self.writer.samples(parts["users"], parts["cpu"])
+        whole = [[self.ids[i], *row] for i, row in enumerate(parts["whole"])]
+        whole += [[self.paced[i], *parts["whole"][i]] for i in sorted(self.paced)]
+        self.writer.finish(
             {
-                "index": int(index[i]),
-                "count": int(counts[i]),
-                "failures": int(fails[i]),
-                "cut_off": 0,
-                "sum_ns": int(sums[j]),
-                "min_ns": int(mins[j]),
-                "max_ns": int(maxs[j]),
-                "histogram": stats.encode_histogram(h),
+                **parts["meta"],
+                "whole": whole,
+                "failures": parts["failures"],
+                "generator": {
+                    "max_cpu_pct": max((c["cpu_pct"] for c in parts["cpu"]), default=None)
+                },
+                "paced": {"user_classes": parts["paced_classes"]},
             }
         )
-    if cut_off:
-        # In flight at stop: counted in the interval where the run stopped, with no latency.
-        if intervals and intervals[-1]["index"] == int(index[-1]):
-            intervals[-1]["cut_off"] = cut_off
-        else:
-            intervals.append(
-                {
-                    "index": int(index[-1]),
-                    "count": 0,
-                    "failures": 0,
-                    "cut_off": cut_off,
-                    "sum_ns": 0,
-                    "min_ns": None,
-                    "max_ns": None,
-                    "histogram": stats.encode_histogram(stats.Histogram()),
-                }
-            )
-    whole = stats.Histogram()
-    whole.record_ns_array(ns)
-    entry = {
-        "type": shape.request_type,
-        "name": shape.name,
-        "count": int(ns.size),
-        "failures": int(fails.sum()),
-        "cut_off": cut_off,
-        "sum_ns": int(ns.sum()),
-        "min_ns": int(ns.min()) if ns.size else None,
-        "max_ns": int(ns.max()) if ns.size else None,
-        "histogram": stats.encode_histogram(whole),
-        "intervals": intervals,
-    }
-    return entry, len(intervals)
+
+
+class _DocumentSink(_Sink):
+    """Version 1: one JSON document, held until the end (the format before streaming)."""
+
+    def __init__(
+        self,
+        path: Path,
+        interval_s: float,
+        first: int,
+        keys: Sequence[RequestShape],
+        paced: Sequence[int],
+    ) -> None:
+        self.path = path
+        self.interval_s = interval_s
+        self.first = first
+        self.keys = keys
+        self.paced = list(paced)
+        self.intervals: list[list[dict[str, Any]]] = [[] for _ in keys]
+
+    def block(self, rows: Sequence[_Rows]) -> None:
+        for i, r in enumerate(rows):
+            for j, position in enumerate(r.positions.tolist()):
+                values = dict(zip(ROW_COLUMNS[1:], _row_values(r, j), strict=True))
+                self.intervals[i].append({"index": self.first + position, **values})
+            self.histograms += len(r.positions)
+
+    def finish(self, **parts: Any) -> None:
+        entries = [
+            {
+                "type": shape.request_type,
+                "name": shape.name,
+                **dict(zip(ROW_COLUMNS[1:], parts["whole"][i], strict=True)),
+                "intervals": self.intervals[i],
+            }
+            for i, shape in enumerate(self.keys)
+        ]
+        cpu = parts["cpu"]
+        doc = {
+            **format_header(self.interval_s, version=1),
+            **parts["meta"],
+            "users": parts["users"],
+            "entries": entries,
+            "failures": parts["failures"],
+            "generator": {
+                "cpu": cpu,
+                "max_cpu_pct": max((c["cpu_pct"] for c in cpu), default=None),
+            },
+            "paced": {
+                "user_classes": parts["paced_classes"],
+                "entries": [entries[i] for i in self.paced],
+            },
+        }
+        write_json_atomically(self.path, doc)
+
+
+def _row_values(rows: _Rows, j: int) -> list[Any]:
+    """count, failures, cut_off, sum_ns, min_ns, max_ns, histogram of one row."""
+    low, high = int(rows.mins[j]), int(rows.maxs[j])
+    return [
+        int(rows.counts[j]),
+        int(rows.failures[j]),
+        int(rows.cut_off[j]),
+        int(rows.sums[j]),
+        None if low < 0 else low,
+        None if high < 0 else high,
+        rows.histograms[j],
+    ]
 
 
 def _iso(epoch: float) -> str:

@@ -1,14 +1,14 @@
 """The histogram interval (``--paybench-interval`` / ``PAYBENCH_INTERVAL``), in real runs.
 
 One ``paybench run`` against the built-in reference target on loopback, 40 s at 0.1 s
-intervals, so that a real recording's steady state holds more than 200 intervals, the
-number above which the confidence intervals pool intervals; and Locust refusing an
-interval it cannot honour, with one line and exit code 2, before any request.
+intervals, so that a real recording's steady state holds more than 200 intervals (the
+number above which the confidence intervals pool intervals) and the master streams 400
+intervals to disk as the run goes; and Locust refusing an interval it cannot honour, with
+one line and exit code 2, before any request.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import subprocess
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.recording import HDR_FILE, load_recording
 from harness.results import read_run
 from tests.e2e.helpers import ROOT, load_summary, only_run_dir, paybench
 
@@ -72,14 +73,20 @@ def test_a_real_run_with_over_200_steady_intervals_is_judged(tmp_path: Path) -> 
     assert r.returncode in (0, 1), r.stdout[-3000:] + r.stderr[-3000:]
 
     run_dir = only_run_dir(out)
-    recording = json.loads((run_dir / "paybench.hdr.json").read_text(encoding="utf-8"))
-    assert recording["interval_s"] == INTERVAL_S
-    # What was judged really is a long series of intervals, for a name and for the run.
+    recording = load_recording(run_dir / HDR_FILE)
+    assert recording.interval_s == INTERVAL_S
+    # What was judged really is a long series of intervals, for a name and for the run:
+    # more than 200 of them saw a request, pooled into 200 groups for the bootstrap.
     result = read_run(run_dir, warmup_s=WARMUP_S)
+    assert recording.test_start_epoch is not None
+    steady_start = recording.test_start_epoch + result.steady_start_s
+    series = recording.entry(STATUS).intervals
+    judged = ((series.index + 0.5) * INTERVAL_S >= steady_start) & (series.count > 0)
+    assert int(judged.sum()) > POOLED_ABOVE, int(judged.sum())
     status = next(s for s in result.requests if s.key == STATUS)
     for stats in (status, result.total):
-        non_empty = sum(1 for h in stats.interval_histograms if h.count)
-        assert non_empty > POOLED_ABOVE, (stats.key, non_empty)
+        assert len(stats.interval_histograms) == POOLED_ABOVE, stats.key
+        assert all(h.count for h in stats.interval_histograms), stats.key
 
     summary = load_summary(run_dir)
     assert summary["verdict"]["exit_code"] == r.returncode

@@ -4,7 +4,8 @@ The recordings are synthetic (``tests/scale/synthetic.py``: seeded, in the plugi
 format) so that a 30-minute pre-release run and a 4-hour soak take seconds to build
 rather than their length to record. ``paybench check`` judges them against the project's
 budgets.yaml, ``paybench report`` writes their reports again; nothing here is timed (the
-wall time and memory of both are measured by ``benchmarks/judge_scale.py``).
+wall time and memory of both, up to a day-long soak, are measured by
+``benchmarks/soak_scale.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from harness.config import load_budgets
 from harness.core import catalogue, stats
 from harness.core.model import AGGREGATE_KEY, is_percentile_metric, request_key
 from harness.profiles import available_profiles
+from harness.recording import FORMAT_VERSION, HDR_FILE, ROW_COLUMNS
 from tests.e2e.helpers import load_summary, paybench
 from tests.scale.synthetic import PROJECT_BUDGETS, SyntheticRun, build_profile_run
 
@@ -130,19 +132,69 @@ def _is_percentile(budget: dict) -> bool:
 
 
 def test_a_synthetic_recording_is_a_consistent_run(tmp_path: Path) -> None:
-    """The builder's intervals add up to each entry's whole-run figures, as the plugin's
-    do, and a long profile's run crosses the pooling threshold for a budgeted name."""
+    """The builder writes the plugin's format (version 2, a line per interval): its
+    intervals add up to each key's whole-run row, as the plugin's do, and a long profile's
+    run crosses the pooling threshold for a budgeted name."""
     run = build_profile_run(tmp_path / "runs" / _run_id("nightly"), "nightly", seed=3)
-    doc = json.loads((run.run_dir / "paybench.hdr.json").read_text(encoding="utf-8"))
-    assert doc["interval_s"] == run.interval_s == 2.0
-    assert doc["test_stop_epoch"] - doc["test_start_epoch"] == pytest.approx(300.0)
-    for entry in doc["entries"]:
-        intervals = entry["intervals"]
-        histograms = [stats.decode_histogram(i["histogram"]) for i in intervals]
-        assert stats.merge_histograms(histograms) == stats.decode_histogram(entry["histogram"])
+    lines = [json.loads(line) for line in (run.run_dir / HDR_FILE).read_text().splitlines()]
+    head, end = lines[0], lines[-1]["end"]
+    assert head["format_version"] == FORMAT_VERSION == 2
+    assert head["interval_s"] == run.interval_s == 2.0
+    assert end["test_stop_epoch"] - end["test_start_epoch"] == pytest.approx(300.0)
+    rows: dict[int, list[list]] = {}
+    for line in lines:
+        for row in line.get("rows", ()):
+            rows.setdefault(row[0], []).append(row)
+    assert len(end["whole"]) == len(rows)  # every key's intervals, and its whole run
+    columns = dict(zip(ROW_COLUMNS, range(len(ROW_COLUMNS)), strict=True))
+    for whole in end["whole"]:
+        intervals = rows[whole[0]]
+        histograms = [stats.decode_histogram(r[columns["histogram"]]) for r in intervals]
+        assert stats.merge_histograms(histograms) == stats.decode_histogram(whole[-1])
         for field in ("count", "failures", "cut_off", "sum_ns"):
-            assert sum(i[field] for i in intervals) == entry[field], (entry["name"], field)
-        assert [h.count for h in histograms] == [i["count"] for i in intervals]
+            column = columns[field]
+            assert sum(r[column] for r in intervals) == whole[column], (whole[0], field)
+        assert [h.count for h in histograms] == [r[columns["count"]] for r in intervals]
     assert run.non_empty_intervals[STATUS] < POOLED_ABOVE
     prerelease = build_profile_run(tmp_path / "runs" / _run_id("prerelease"), "prerelease")
     assert prerelease.non_empty_intervals[STATUS] > 4 * POOLED_ABOVE
+
+
+def test_a_version_1_soak_is_judged_and_reported_as_its_streamed_twin(tmp_path: Path) -> None:
+    """Older recordings still load: a 4 h soak written as one JSON document (format
+    version 1, before the master streamed its recording) is judged budget for budget as
+    the same data streamed line by line (version 2), and its reports are written."""
+    rates, code, broken = CASES["soak"]
+    warmup_s = load_budgets(PROJECT_BUDGETS, profile="soak").warmup_s or 0.0
+    summaries = []
+    for version in (1, 2):
+        run = build_profile_run(
+            tmp_path / f"v{version}" / "runs" / _run_id("soak"),
+            "soak",
+            warmup_s=warmup_s,
+            error_rates=rates,
+            seed=7,
+            format_version=version,
+        )
+        text = (run.run_dir / HDR_FILE).read_text(encoding="utf-8")
+        written = json.loads(text if version == 1 else text.split("\n", 1)[0])
+        assert written["format_version"] == version
+        checked = paybench(
+            "check", str(run.run_dir), "--budgets", str(run.run_dir / "budgets.yaml"),
+            timeout=CLI_TIMEOUT_S,
+        )  # fmt: skip
+        assert "Traceback" not in checked.stderr, checked.stderr[-3000:]
+        assert checked.returncode == code, checked.stdout[-3000:] + checked.stderr[-3000:]
+        for name in REPORTS:
+            (run.run_dir / name).unlink()
+        reported = paybench("report", str(run.run_dir), timeout=CLI_TIMEOUT_S)
+        assert reported.returncode == 0, reported.stdout[-3000:] + reported.stderr[-3000:]
+        assert all((run.run_dir / name).is_file() for name in REPORTS)
+        summaries.append(load_summary(run.run_dir))
+    v1, v2 = summaries
+    assert v1["verdict"] == v2["verdict"]
+    budgets = v1["verdict"]["budgets"]
+    failed = {(b["request"], b["metric"]) for b in budgets if b["status"] == "fail"}
+    assert failed == broken
+    for part in ("whole_run", "total", "requests", "ramp", "steady_state"):
+        assert v1[part] == v2[part], part

@@ -41,18 +41,18 @@ def test_equal_baseline_runs_have_a_zero_width_interval():
     assert (rise.above, rise.p_value, rise.low, rise.high) == (True, 0.0, 50.0, 50.0)
 
 
-def test_with_fewer_runs_the_candidates_own_interval_must_lie_above_the_median():
+def test_with_fewer_runs_it_cannot_be_told_whatever_the_candidates_own_interval():
     runs = [100.0, 110.0]
     assert statistics.median(runs) == 105.0
-    clear = stats.above_baseline(runs, 120.0, (106.0, 130.0))
-    assert (clear.method, clear.above, clear.baseline) == (
-        stats.METHOD_CANDIDATE_INTERVAL,
-        True,
+    # Far above, and its own interval too: without a spread between runs, no verdict.
+    clear = stats.above_baseline(runs, 150.0, (140.0, 160.0))
+    assert (clear.method, clear.above, clear.baseline, clear.p_value) == (
+        stats.METHOD_NONE,
+        None,
         105.0,
+        None,
     )
-    assert (clear.low, clear.high, clear.p_value, clear.outside) == (106.0, 130.0, None, None)
-    straddling = stats.above_baseline(runs, 120.0, (104.0, 130.0))
-    assert straddling.above is False
+    assert clear.own_error == pytest.approx(10.0 / stats.normal_quantile(0.975))
 
 
 def test_without_runs_or_an_interval_it_cannot_be_told():

@@ -51,7 +51,6 @@ from harness.core.stats.intervals import (
     wilson_interval,
 )
 from harness.core.stats.significance import (
-    METHOD_CANDIDATE_INTERVAL,
     METHOD_NONE,
     METHOD_PREDICTION_INTERVAL,
     MIN_PREDICTION_RUNS,
@@ -67,7 +66,6 @@ __all__ = [
     "LOWEST_TRACKABLE_NS",
     "MAX_BOOTSTRAP_BLOCKS",
     "METHOD_BLOCK_BOOTSTRAP",
-    "METHOD_CANDIDATE_INTERVAL",
     "METHOD_NONE",
     "METHOD_NORMAL",
     "METHOD_ORDER_STATISTIC",

@@ -439,6 +439,12 @@ _PAYLOAD_HEADER = struct.Struct(">IIIIQQd")
 _COOKIE_BASE_MASK = ~0xF0  # the low nibble of the second byte is the word size
 _COMPRESSED_COOKIE = 0x1C849314  # hdrh's V2_COMPRESSION_COOKIE_BASE | 0x10
 _ENCODING_COOKIE = 0x1C849313  # hdrh's V2_ENCODING_COOKIE_BASE | 0x10
+_COMPRESSED_PREFIX = _COMPRESSED_COOKIE.to_bytes(4, "big")
+_ENCODING_PREFIX = _ENCODING_COOKIE.to_bytes(4, "big")
+# A payload header of ours after its cookie and length: offset 0, our layout, ratio 1.
+_OUR_HEADER_TAIL = struct.pack(
+    ">IIQQd", 0, SIGNIFICANT_FIGURES, LOWEST_TRACKABLE_NS, HIGHEST_TRACKABLE_NS, 1.0
+)
 # Our layout's counts (31,744 buckets) take under 300 kB even when every bucket holds a
 # varint of several bytes; a payload that inflates to more is a zip bomb, not a histogram.
 MAX_PAYLOAD_BYTES = 1024 * 1024
@@ -471,7 +477,7 @@ class InflatedRows:
     offsets: np.ndarray  # int64, rows + 1
 
 
-def inflate_encodings(encodings: Sequence[bytes | memoryview]) -> InflatedRows:
+def inflate_encodings(encodings: Sequence[bytes]) -> InflatedRows:
     """Check and inflate binary V2 compressed encodings (base64 already undone).
 
     Each must be of our layout (nanoseconds, 1 ns .. 600 s, 3 significant figures) and
@@ -491,23 +497,36 @@ def inflate_encodings(encodings: Sequence[bytes | memoryview]) -> InflatedRows:
     return InflatedRows(b"".join(bodies), offsets)
 
 
-def inflate_encoding(raw: bytes | memoryview) -> bytes:
+def inflate_encoding(raw: bytes) -> bytes:
     """The counts section (varints) of one binary V2 compressed encoding of our layout."""
+    if raw[:4] == _COMPRESSED_PREFIX and len(raw) <= _SAFE_TO_INFLATE_BYTES:
+        # The common case (every histogram paybench writes) in few steps; anything else
+        # takes the checks below, which say what is wrong.
+        try:
+            payload = zlib.decompress(raw[_ENVELOPE.size :])
+        except zlib.error:
+            payload = b""
+        if payload[:4] == _ENCODING_PREFIX and payload[8:40] == _OUR_HEADER_TAIL:
+            length = int.from_bytes(payload[4:8], "big")
+            if len(payload) == _PAYLOAD_HEADER.size + length:
+                return payload[_PAYLOAD_HEADER.size :]
     if len(raw) < _ENVELOPE.size:
         raise HistogramDecodeError(0, "not an HdrHistogram V2 encoding (too short)")
     cookie, _length = _ENVELOPE.unpack_from(raw)
     if cookie & _COOKIE_BASE_MASK != _COMPRESSED_COOKIE & _COOKIE_BASE_MASK:
         raise HistogramDecodeError(0, "not an HdrHistogram V2 encoding (not compressed)")
     packed = memoryview(raw)[_ENVELOPE.size :]
-    inflater = zlib.decompressobj()
     try:
         if len(packed) <= _SAFE_TO_INFLATE_BYTES:
             payload = zlib.decompress(packed)
+            tail = b""
         else:
+            inflater = zlib.decompressobj()
             payload = inflater.decompress(packed, MAX_PAYLOAD_BYTES)
+            tail = inflater.unconsumed_tail
     except zlib.error:
         raise HistogramDecodeError(0, "not an HdrHistogram V2 encoding (not compressed)") from None
-    if inflater.unconsumed_tail or len(payload) >= MAX_PAYLOAD_BYTES:
+    if tail or len(payload) >= MAX_PAYLOAD_BYTES:
         raise HistogramDecodeError(0, f"inflates to more than {MAX_PAYLOAD_BYTES // 1024} KiB")
     if len(payload) < _PAYLOAD_HEADER.size:
         raise HistogramDecodeError(0, "not an HdrHistogram V2 encoding (too short)")
@@ -539,7 +558,7 @@ DECODE_CHUNK_BYTES = 64 * 1024
 
 
 def decoded_chunks(
-    data: bytes | memoryview, offsets: np.ndarray, chunk_bytes: int = DECODE_CHUNK_BYTES
+    data: bytes | bytearray | memoryview, offsets: np.ndarray, chunk_bytes: int = DECODE_CHUNK_BYTES
 ) -> Iterator[tuple[int, HistogramRows]]:
     """(first row, its HistogramRows) for consecutive runs of rows of about ``chunk_bytes``.
 
@@ -558,7 +577,7 @@ def decoded_chunks(
         row = end
 
 
-def decode_bodies(data: bytes | memoryview, offsets: np.ndarray) -> HistogramRows:
+def decode_bodies(data: bytes | bytearray | memoryview, offsets: np.ndarray) -> HistogramRows:
     """The histograms whose varints `inflate_encodings` returned, decoded in one pass.
 
     HistogramDecodeError names the first row that is damaged: a varint cut short, a bucket
@@ -577,7 +596,7 @@ def decode_bodies(data: bytes | memoryview, offsets: np.ndarray) -> HistogramRow
     )
 
 
-def _decode_run(data: bytes | memoryview, offsets: np.ndarray) -> HistogramRows:
+def _decode_run(data: bytes | bytearray | memoryview, offsets: np.ndarray) -> HistogramRows:
     rows = offsets.size - 1
     first = int(offsets[0])
     raw = np.frombuffer(data, dtype=np.uint8)[first : int(offsets[-1])]
@@ -610,36 +629,38 @@ def _decode_run(data: bytes | memoryview, offsets: np.ndarray) -> HistogramRows:
     values = (zigzag >> 1) ^ -(zigzag & 1)
     del zigzag, begins, extra
     layout_len = bucket_layout().counts_len
-    runs = values < 0  # -n: a run of n empty buckets
-    if runs.any() and int(values.min()) < -layout_len:
+    if int(values.min()) < -layout_len:
         at = int(np.argmin(values))
         bad = int(np.searchsorted(varint_offsets, at, side="right")) - 1
         raise HistogramDecodeError(bad, "a run of empty buckets beyond the layout")
-    steps = np.where(runs, -values, 1)
-    position = np.cumsum(steps)
-    position -= steps  # the bucket of each varint, counted over every row
-    del steps, runs
-    row_base = position[np.minimum(varint_offsets[:-1], position.size - 1)]
-    position -= np.repeat(row_base, np.diff(varint_offsets))
+    # -n is a run of n empty buckets; a count (0 too) is one bucket.
+    position = np.cumsum(np.maximum(-values, 1))  # the bucket after each varint's last
     keep = values > 0
-    index = position[keep]
-    counts = values[keep]
     entry_offsets = np.concatenate(([0], np.cumsum(keep)))[varint_offsets]
+    row_base = np.concatenate(([0], position))[varint_offsets[:-1]]
+    index = position[keep] - 1
+    index -= np.repeat(row_base, np.diff(entry_offsets))
+    counts = values[keep]
     if index.size and int(index.max()) >= layout_len:
         at = int(np.argmax(index >= layout_len))
         bad = int(np.searchsorted(entry_offsets, at, side="right")) - 1
         raise HistogramDecodeError(bad, "a bucket beyond the layout")
     decoded = HistogramRows(entry_offsets, index, counts)
-    totals = decoded.totals_float()
-    if totals.size and float(totals.max()) >= MAX_HISTOGRAM_COUNT:
-        raise HistogramDecodeError(
-            int(np.argmax(totals >= MAX_HISTOGRAM_COUNT)),
-            f"holds {MAX_HISTOGRAM_COUNT:,} latencies or more",
-        )
+    # Below this no row of 31,744 buckets reaches MAX_HISTOGRAM_COUNT: the common case.
+    if counts.size and int(counts.max()) >= _COUNT_WORTH_CHECKING:
+        totals = decoded.totals_float()
+        if float(totals.max()) >= MAX_HISTOGRAM_COUNT:
+            raise HistogramDecodeError(
+                int(np.argmax(totals >= MAX_HISTOGRAM_COUNT)),
+                f"holds {MAX_HISTOGRAM_COUNT:,} latencies or more",
+            )
     return decoded
 
 
-def decode_encodings(encodings: Sequence[bytes | memoryview]) -> HistogramRows:
+_COUNT_WORTH_CHECKING = MAX_HISTOGRAM_COUNT // 32768
+
+
+def decode_encodings(encodings: Sequence[bytes]) -> HistogramRows:
     """Binary V2 compressed encodings of our layout -> their histograms, in one pass."""
     inflated = inflate_encodings(encodings)
     return decode_bodies(inflated.data, inflated.offsets)
@@ -670,6 +691,13 @@ class HistogramRows:
     def totals_float(self) -> np.ndarray:
         cumulative = np.concatenate(([0.0], np.cumsum(self.counts, dtype=np.float64)))
         return cumulative[self.offsets[1:]] - cumulative[self.offsets[:-1]]
+
+    def slice(self, first: int, last: int) -> HistogramRows:
+        """Rows ``first`` to ``last - 1`` (views, no copy)."""
+        lo, hi = int(self.offsets[first]), int(self.offsets[last])
+        return HistogramRows(
+            self.offsets[first : last + 1] - lo, self.index[lo:hi], self.counts[lo:hi]
+        )
 
     def histogram(self, row: int) -> Histogram:
         """Row ``row`` as a Histogram (extremes: its first bucket's lowest, last's highest)."""
@@ -751,8 +779,8 @@ def varint_bodies(rows: HistogramRows) -> InflatedRows:
     zigzag = ((values << 1) ^ (values >> 63)).astype(np.uint64)
     # LEB128: 7 bits a byte with a continuation bit; a 9th byte carries the last 8 bits.
     nbytes = np.ones(values.size, dtype=np.int64)
-    for k in range(1, 9):
-        nbytes += zigzag >= np.uint64(1 << (7 * k))
+    for more_bytes in range(1, 9):
+        nbytes += zigzag >= np.uint64(1 << (7 * more_bytes))
     begins = np.cumsum(nbytes) - nbytes
     k = (np.arange(int(nbytes.sum()), dtype=np.int64) - np.repeat(begins, nbytes)).astype(np.uint64)
     owner = np.repeat(zigzag, nbytes)
@@ -802,5 +830,11 @@ def rows_of(histograms: Sequence[Histogram]) -> HistogramRows:
 
 
 def encode_histograms(histograms: Sequence[Histogram]) -> list[str]:
-    """`encode_histogram` of each, in one pass."""
-    return encode_rows(rows_of(histograms))
+    """`encode_histogram` of each, a few thousand at a time (arrays that stay in cache)."""
+    out: list[str] = []
+    for start in range(0, len(histograms), _ENCODE_BATCH):
+        out.extend(encode_rows(rows_of(histograms[start : start + _ENCODE_BATCH])))
+    return out
+
+
+_ENCODE_BATCH = 1024

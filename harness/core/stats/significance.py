@@ -21,8 +21,7 @@ from harness.core.stats.distributions import normal_quantile, t_quantile, t_two_
 
 MIN_PREDICTION_RUNS = 3
 METHOD_PREDICTION_INTERVAL = "prediction-interval"
-METHOD_CANDIDATE_INTERVAL = "candidate-interval"
-METHOD_NONE = "none"
+METHOD_NONE = "none"  # fewer than MIN_PREDICTION_RUNS baseline runs: cannot be told
 
 
 @dataclass(frozen=True)
@@ -30,10 +29,9 @@ class Significance:
     """How a candidate value stands against the values of the baseline runs.
 
     ``above``: significantly above the baseline (None: cannot be told). ``low``/``high``
-    (in the metric's unit): the interval compared, the baseline runs' prediction interval
-    (``method`` prediction-interval) or the candidate's own confidence interval
-    (candidate-interval). ``p_value``: two-sided, of the candidate's t statistic against
-    the baseline runs (prediction-interval only). ``baseline``: the runs' median.
+    (in the metric's unit): the baseline runs' prediction interval (``method``
+    prediction-interval). ``p_value``: two-sided, of the candidate's t statistic against
+    the baseline runs. ``baseline``: the runs' median.
     ``spread``: the baseline runs' standard deviation; ``own_error``: the candidate's own
     standard error, from its confidence interval (None without one); ``widened``: the
     candidate's own error was the larger and widened the prediction interval.
@@ -68,16 +66,19 @@ class Significance:
 def own_standard_error(
     candidate: float, candidate_interval: tuple[float, float], confidence: float = 0.95
 ) -> float:
-    """The candidate's own standard error on the side a rise must clear.
+    """The candidate's own standard error, from its ``confidence`` interval.
 
-    A rise shows when the candidate's interval lies above the baseline, so the distance
-    from the value down to the interval's lower end is what matters; an interval of a
-    tail percentile is asymmetric (its upper side reaches into the tail), and its upper
-    half would overstate the error. ``(candidate - low) / z``, z the standard normal
-    ``0.5 + confidence / 2`` quantile.
+    Half the interval's width over z, the standard normal ``0.5 + confidence / 2``
+    quantile. The interval of a tail percentile is asymmetric: from few samples its
+    lower side is tight and its upper side reaches into the tail, and neither alone is the
+    spread of the estimate between runs (the lower side alone understated it by more than
+    half in 60-sample runs of the reference target). The half-width errs on the wide side,
+    which for a test of a rise means fewer false alarms; from a nightly's thousands of
+    samples the two sides are close. The interval is taken to contain ``candidate``.
     """
     low = min(candidate_interval[0], candidate)
-    return (candidate - low) / normal_quantile(0.5 + confidence / 2.0)
+    high = max(candidate_interval[1], candidate)
+    return (high - low) / 2.0 / normal_quantile(0.5 + confidence / 2.0)
 
 
 def above_baseline(
@@ -85,6 +86,7 @@ def above_baseline(
     candidate: float,
     candidate_interval: tuple[float, float] | None = None,
     confidence: float = 0.95,
+    runs: int = 1,
 ) -> Significance:
     """Whether ``candidate`` lies significantly above the ``baseline`` runs' values.
 
@@ -104,8 +106,14 @@ def above_baseline(
     freedom when the candidate's own error dominates (it is estimated from many samples)
     makes the test conservative there.
 
-    With fewer runs: the candidate's own ``candidate_interval`` (its confidence interval
-    from the run's samples) lies wholly above the baseline median; without one, None.
+    ``runs`` > 1: ``candidate`` is the mean of that many consecutive runs (the latest with
+    ``candidate_interval``, the others taken to be as noisy), whose variance is ``v / runs``:
+    a level that stays up across nights shows sooner than in any one night alone.
+
+    With fewer runs there is no spread between runs to weigh, and ``above`` is None (cannot
+    be told) whatever the candidate's own interval says: from thousands of samples that
+    interval is a few percent wide, narrower than the differences between runs, and a test
+    by it alone calls those differences regressions.
     """
     n = len(baseline)
     if n == 0:
@@ -117,7 +125,7 @@ def above_baseline(
         if candidate_interval is not None:
             own = own_standard_error(candidate, candidate_interval, confidence)
         widened = own is not None and own > sd
-        variance = sd * sd / n + (own * own if widened and own is not None else sd * sd)
+        variance = sd * sd / n + (own * own if widened and own is not None else sd * sd) / runs
         half = t_quantile(0.5 + confidence / 2.0, n - 1) * math.sqrt(variance)
         low, high = mean - half, mean + half
         if variance == 0:
@@ -137,19 +145,10 @@ def above_baseline(
             own_error=own,
             widened=widened,
         )
-    if candidate_interval is None:
-        return Significance(candidate, None, METHOD_NONE, n, base)
-    low, high = candidate_interval
-    return Significance(
-        candidate,
-        low > base,
-        METHOD_CANDIDATE_INTERVAL,
-        n,
-        base,
-        low,
-        high,
-        own_error=own_standard_error(candidate, candidate_interval, confidence),
-    )
+    own = None
+    if candidate_interval is not None:
+        own = own_standard_error(candidate, candidate_interval, confidence)
+    return Significance(candidate, None, METHOD_NONE, n, base, own_error=own)
 
 
 def samples_for_half_width(samples: int, half_width: float, target: float) -> int:
