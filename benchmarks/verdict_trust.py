@@ -379,54 +379,73 @@ def synthetic_run(
 
 @dataclass
 class Trial:
+    """One history: its noise-only nights, then, per step, the nights after the step."""
+
     noise: list[str]  # status of each noise night judged with a full baseline
-    build: list[str]  # status of the build nights judged (fewer baseline runs)
-    steps: list[bool]  # failed, night by night after the step
+    build: list[str]  # status of the nights judged while the baseline fills
     earlier_noise: list[bool]
-    earlier_steps: list[bool]
+    steps: dict[float, list[bool]]  # step -> failed, night by night after it
+    earlier_steps: dict[float, list[bool]]
+
+
+def _judge_night(
+    store: HistoryStore, run: RunResult, budgets: Budgets, earlier: list[float]
+) -> tuple[str, bool]:
+    """The run judged and recorded as `paybench run` does; and what the earlier rule says."""
+    verdict = evaluate(run, budgets, store.baseline_for(run, n=budgets.baseline_runs))
+    store.add_run(run, verdict)
+    r = verdict.results[0]
+    old = False
+    if earlier and r.measured is not None:
+        old = _earlier_rule(earlier[-EARLIER_BASELINE_RUNS:], r.measured, r.ci_low)
+    if r.measured is not None:
+        earlier.append(r.measured)
+    return r.status, old
 
 
 def run_trial(
     model: Model,
     budgets: Budgets,
     trial: int,
-    factor: float,
+    factors: Sequence[float],
     noise: int,
     nights: int,
     seed: int,
     between_sd: float,
 ) -> Trial:
-    """One history: the baseline filled, ``noise`` more nights, then ``nights`` stepped."""
-    rng = np.random.default_rng([seed, trial, round(factor * 1000), round(between_sd * 1e5)])
+    """One history: the baseline filled and ``noise`` more nights; then, from a copy of that
+    history for each step, ``nights`` nights with every latency times the step."""
+    rng = np.random.default_rng([seed, trial, round(between_sd * 1e5)])
     folder = Path(tempfile.mkdtemp(prefix="verdict-trust-", dir=_scratch()))
     build = budgets.baseline_runs
     try:
         store = HistoryStore(folder / "history.sqlite")
-        out = Trial([], [], [], [], [])
+        out = Trial([], [], [], {}, {})
         earlier: list[float] = []  # every run's p95, failures included: the earlier baseline
-        for night in range(build + noise + nights):
-            stepped = night >= build + noise
-            run = synthetic_run(
-                model, rng, trial, night, factor if stepped else 1.0, between_sd
+        for night in range(build + noise):
+            run = synthetic_run(model, rng, trial, night, 1.0, between_sd)
+            status, old = _judge_night(store, run, budgets, earlier)
+            if night >= build:
+                out.noise.append(status)
+                out.earlier_noise.append(old)
+            elif night > 0:
+                out.build.append(status)
+        for factor in factors:
+            branch = folder / f"step-{factor}"
+            branch.mkdir()
+            for f in folder.glob("history.sqlite*"):
+                shutil.copy(f, branch / f.name)
+            stepped = HistoryStore(branch / "history.sqlite")
+            step_rng = np.random.default_rng(
+                [seed, trial, round(between_sd * 1e5), round(factor * 1e3)]
             )
-            verdict = evaluate(run, budgets, store.baseline_for(run, n=budgets.baseline_runs))
-            store.add_run(run, verdict)
-            r = verdict.results[0]
-            old = None
-            if earlier and r.measured is not None:
-                old = _earlier_rule(earlier[-EARLIER_BASELINE_RUNS:], r.measured, r.ci_low)
-            if r.measured is not None:
-                earlier.append(r.measured)
-            if night == 0:
-                continue
-            if stepped:
-                out.steps.append(r.status == "fail")
-                out.earlier_steps.append(bool(old))
-            elif night >= build:
-                out.noise.append(r.status)
-                out.earlier_noise.append(bool(old))
-            else:
-                out.build.append(r.status)
+            was = list(earlier)
+            out.steps[factor], out.earlier_steps[factor] = [], []
+            for night in range(build + noise, build + noise + nights):
+                run = synthetic_run(model, step_rng, trial, night, factor, between_sd)
+                status, old = _judge_night(stepped, run, budgets, was)
+                out.steps[factor].append(status == "fail")
+                out.earlier_steps[factor].append(old)
         return out
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -444,14 +463,16 @@ def _rate(k: int, n: int) -> str:
 
 def summarize(factor: float, trials: Sequence[Trial]) -> dict[str, Any]:
     n = len(trials)
-    by_two = sum(1 for t in trials if any(t.steps[:2]))
-    first = [next((i + 1 for i, f in enumerate(t.steps) if f), None) for t in trials]
+    steps = [t.steps[factor] for t in trials]
+    earlier_steps = [t.earlier_steps[factor] for t in trials]
+    by_two = sum(1 for s in steps if any(s[:2]))
+    first = [next((i + 1 for i, f in enumerate(s) if f), None) for s in steps]
     held = 0
-    for t, f in zip(trials, first, strict=True):
-        if f is not None and all(t.steps[f - 1 :]):
+    for s, f in zip(steps, first, strict=True):
+        if f is not None and all(s[f - 1 :]):
             held += 1
-    earlier_by_two = sum(1 for t in trials if any(t.earlier_steps[:2]))
-    earlier_held = sum(1 for t in trials if t.earlier_steps and all(t.earlier_steps))
+    earlier_by_two = sum(1 for s in earlier_steps if any(s[:2]))
+    earlier_held = sum(1 for s in earlier_steps if s and all(s))
     firsts = [f for f in first if f is not None]
     return {
         "step": f"+{round((factor - 1) * 100)} %",
@@ -461,7 +482,7 @@ def summarize(factor: float, trials: Sequence[Trial]) -> dict[str, Any]:
         "never_failed": sum(1 for f in first if f is None),
         "kept_failing_to_the_last_night": _rate(held, n),
         "share_of_nights_failing": round(
-            sum(sum(t.steps) for t in trials) / max(1, sum(len(t.steps) for t in trials)), 4
+            sum(sum(s) for s in steps) / max(1, sum(len(s) for s in steps)), 4
         ),
         "earlier_rule_fails_by_night_2": _rate(earlier_by_two, n),
         "earlier_rule_fails_every_night": _rate(earlier_held, n),
@@ -474,13 +495,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--real-runs", type=int, default=52)
     parser.add_argument("--run-time", default="10s")
     parser.add_argument("--model-from", type=Path, default=None, help="a history to model")
-    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--steps", default="1.10,1.15,1.25")
     parser.add_argument(
         "--spreads", default="", help="more run-to-run spreads to try, e.g. 0.01,0.02"
     )
-    parser.add_argument("--sensitivity-trials", type=int, default=100)
-    parser.add_argument("--noise-nights", type=int, default=4)
+    parser.add_argument("--sensitivity-trials", type=int, default=50)
+    parser.add_argument("--noise-nights", type=int, default=3)
     parser.add_argument("--nights", type=int, default=10, help="nights after the step")
     parser.add_argument("--calibrate-requests", type=int, default=300)
     parser.add_argument("--seed", type=int, default=1)
@@ -563,17 +584,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         earlier_noise = 0
         label = f"run-to-run spread {100 * spread:.1f} %"
         trials_n = args.trials if spread == model.between_sd else args.sensitivity_trials
-        for factor in (float(f) for f in args.steps.split(",")):
-            trials = [
-                run_trial(
-                    model, only_gate, t, factor, args.noise_nights, args.nights, args.seed, spread
-                )
-                for t in range(trials_n)
-            ]
-            for t in trials:
-                all_noise.extend(t.noise)
-                all_build.extend(t.build)
-                earlier_noise += sum(t.earlier_noise)
+        factors = [float(f) for f in args.steps.split(",")]
+        trials = [
+            run_trial(
+                model, only_gate, t, factors, args.noise_nights, args.nights, args.seed, spread
+            )
+            for t in range(trials_n)
+        ]
+        for t in trials:
+            all_noise.extend(t.noise)
+            all_build.extend(t.build)
+            earlier_noise += sum(t.earlier_noise)
+        for factor in factors:
             results.append(summary := summarize(factor, trials))
             print(f"  {label}, step {summary['step']}: {json.dumps(summary)}", flush=True)
         fails = all_noise.count("fail")
