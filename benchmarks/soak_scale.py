@@ -11,12 +11,13 @@
    ``paybench check RUN`` (read, judge, summary.json and the reports) and ``paybench
    report RUN`` (read, judge, the reports again). Wall time and the child's peak resident
    memory (``os.wait4``'s rusage, per child), the file's size and the build time are
-   printed as a table, then the cost of each length over the shortest one per thousand
-   intervals: flat when the cost grows linearly with the intervals.
-2. The Locust master's memory over a run. ``--master-intervals`` intervals of 15 keys fed
-   through the plugin's own `Aggregator` as its tick does (apply, a progress line's
-   figures, flush to the streamed file) in a child process, which reports its resident
-   memory (``/proc/self/statm``) after 1 %, 10 %, 50 % and all of the intervals.
+   printed as a table, then the cost of each length over the one before per thousand more
+   intervals: flat (or falling) when the cost grows linearly with the intervals.
+2. The Locust master's memory over a run. ``--master-intervals`` intervals of the same 15
+   keys at the same load fed through the plugin's own `Aggregator` as its tick does (apply,
+   a progress line's figures, flush to the streamed file) in a child process, which
+   reports its resident memory (``/proc/self/statm``) after 1 %, 10 %, 50 % and all of the
+   intervals.
 
 Every run builds the same data; the machine it ran on is printed before and after.
 """
@@ -24,6 +25,7 @@ Every run builds the same data; the machine it ran on is printed before and afte
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -128,16 +130,16 @@ def judging(lengths: list[tuple[str, float]], users: int, repeat: int) -> None:
             for path in sorted(run_dir.rglob("*"), reverse=True):
                 path.unlink() if path.is_file() else path.rmdir()
     if len(rows) > 1:
-        _, base_intervals, base_check, base_report = rows[0]
         print()
-        print(f"cost over the {rows[0][0]} run, per 1,000 intervals (flat: linear in intervals)")
+        print("cost of each length over the one before, per 1,000 more intervals (linear: flat)")
         print("| run length | check | report |")
         print("|---|--:|--:|")
-        for text, intervals, check_s, report_s in rows[1:]:
-            extra = (intervals - base_intervals) / 1000.0
+        for earlier, (text, intervals, check_s, report_s) in itertools.pairwise(rows):
+            _, before, check_0, report_0 = earlier
+            more = (intervals - before) / 1000.0
             print(
-                f"| {text} | {(check_s - base_check) / extra:.2f} s "
-                f"| {(report_s - base_report) / extra:.2f} s |"
+                f"| {text} | {(check_s - check_0) / more:.2f} s "
+                f"| {(report_s - report_0) / more:.2f} s |"
             )
 
 
@@ -149,7 +151,7 @@ def rss_mib() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def feed(intervals: int) -> None:
+def feed(intervals: int, users: int) -> None:
     """The child: ``intervals`` intervals of 15 keys through the plugin's Aggregator, as
     its tick does, streamed to a file; one JSON line per memory sample on stdout."""
     import numpy as np
@@ -159,15 +161,15 @@ def feed(intervals: int) -> None:
     from harness.recording import HDR_FILE, Aggregator
 
     rng = np.random.default_rng(1)
-    keys = [(s.request_type, s.name, s.median_ms, s.sigma) for s in shapes()]
-    # Seeded pools of interval histograms per key (as many samples as a 2 s interval of
-    # the soak's busiest names): drawing new ones every interval would time the drawing.
+    # Seeded pools of interval histograms per key, each of the samples a 2 s interval of
+    # the soak holds (``--users`` users): drawing new ones every interval would time the
+    # drawing. Some are empty, as the health checks' often are.
     pools = {
-        (t, n): [
-            stats.histogram_from_ms(np.exp(rng.normal(math.log(m), s, int(rng.integers(20, 700)))))
-            for _ in range(32)
+        (s.request_type, s.name): [
+            stats.histogram_from_ms(np.exp(rng.normal(math.log(s.median_ms), s.sigma, n)))
+            for n in rng.poisson((s.rps_per_user * users + s.fixed_rps) * INTERVAL_S, 32)
         ]
-        for t, n, m, s in keys
+        for s in shapes()
     }
     marks = {max(1, intervals // 100), max(1, intervals // 10), intervals // 2, intervals}
     lag = math.ceil(FLUSH_AFTER_S / INTERVAL_S)
@@ -181,8 +183,9 @@ def feed(intervals: int) -> None:
             rows = []
             for (t, n), pool in pools.items():
                 h = pool[i % len(pool)]
-                sum_ns = int(h.mean_ms * 1e6) * h.count
-                rows.append([t, n, index, h.count, 0, 0, sum_ns, h.min_ns, h.max_ns, h.copy()])
+                if h.count:
+                    sum_ns = int((h.mean_ms or 0.0) * 1e6) * h.count
+                    rows.append([t, n, index, h.count, 0, 0, sum_ns, h.min_ns, h.max_ns, h.copy()])
             agg.apply(
                 {
                     "process": "local",
@@ -191,7 +194,7 @@ def feed(intervals: int) -> None:
                     "cpu": [[(index + 1) * INTERVAL_S, 30.0, None]],
                 }
             )
-            agg.add_users((index + 1) * INTERVAL_S, USERS)
+            agg.add_users((index + 1) * INTERVAL_S, users)
             agg.progress(index)
             agg.flush(index - lag)
             if i + 1 in marks:
@@ -207,9 +210,9 @@ def feed(intervals: int) -> None:
         print(json.dumps({"file_mib": round(size, 1)}), flush=True)
 
 
-def master(intervals: int) -> None:
+def master(intervals: int, users: int) -> None:
     out = subprocess.run(
-        [sys.executable, __file__, "--feed", str(intervals)],
+        [sys.executable, __file__, "--feed", str(intervals), "--users", str(users)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -240,14 +243,14 @@ def main() -> int:
     parser.add_argument("--feed", type=int, help=argparse.SUPPRESS)  # the child of `master`
     args = parser.parse_args()
     if args.feed:
-        feed(args.feed)
+        feed(args.feed, args.users)
         return 0
     lengths = [(text, parse_duration(text, "--lengths")) for text in args.lengths.split(",")]
     print(f"machine: {machine()}")
     print(f"load: {args.users:,} users, 15 request names, {INTERVAL_S:g} s intervals")
     judging(lengths, args.users, args.repeat)
     if not args.skip_master:
-        master(args.master_intervals)
+        master(args.master_intervals, args.users)
     print(f"machine after: {machine()}")
     return 0
 

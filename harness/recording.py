@@ -269,8 +269,9 @@ class Recording:
     warnings: tuple[str, ...] = ()
     workers: tuple[str, ...] = ()
     spawning_complete_epochs: tuple[float, ...] = ()
+    # The windows read so far; not a field of `dataclasses.replace`: a copy reads anew.
     _windows: dict[tuple[Any, ...], _Window] = field(
-        default_factory=dict, repr=False, compare=False
+        default_factory=dict, init=False, repr=False, compare=False
     )
 
     @property
@@ -1403,6 +1404,9 @@ class _LinesReader:
         _check_layout(head, path)
         top = Obj(head, Field(f"{self.source}: line 1"))
         self.interval_s = _interval_s(top)
+        columns = head.get("columns", list(ROW_COLUMNS))
+        if columns != list(ROW_COLUMNS):
+            top.where.at("columns").fail(f"not the columns of version 2 ({', '.join(ROW_COLUMNS)})")
         self.builders: list[_SeriesBuilder] = []
         self.tables: list[str] = []
         self.declared: dict[tuple[str, str, str], int] = {}

@@ -314,8 +314,13 @@ def _resolution(
         half = (max(interval[1], value) - min(interval[0], value)) / 2.0
     else:
         return None
-    needed = stats.samples_for_half_width(s.count, half, allowed)
-    return _Resolution(half <= allowed, s.count, half, needed, _run_length_s(result, s, needed))
+    # A relative budget asks about a share of the value, and an interval's width scales
+    # with the value: a step to twice the latency is no harder to see than the baseline.
+    target = allowed * value / base if rb.relative and base > 0 else allowed
+    if target <= 0:
+        return None
+    needed = stats.samples_for_half_width(s.count, half, target)
+    return _Resolution(half <= target, s.count, half, needed, _run_length_s(result, s, needed))
 
 
 def _cannot_detect(rb: RegressionBudget, res: _Resolution) -> str:
@@ -348,23 +353,21 @@ def _held(
     change: float,
     base: float,
     rose: bool,
-    resolution: _Resolution | None,
 ) -> str | None:
     """Why an open regression still fails this run (None: the runs show it gone).
 
     A run is back when it is within the allowed rise and nearer the baseline than the
     regression's level (the median of its runs that rose beyond the allowed rise: the runs
     held while back do not pull it down). One run back could be noise: the regression ends
-    when this run and the one before it are both back, and this one, where only
-    significant rises count, is measured finely enough to tell.
+    when this run and the one before it are both back. Judged on the measured values, so
+    that runs too short to resolve a change can still end a regression, two in a row.
     """
     unit = metric_unit(rb.metric)
     risen = [v for v in open_regression.values if _change(rb, v, base) > rb.max_increase]
     level = statistics.median(risen or open_regression.values)
     half_way = _change(rb, level, base) / 2.0
     before = _change(rb, open_regression.values[-1], base)
-    resolved = not rb.significant_only or resolution is None or resolution.enough
-    back = not rose and change <= half_way and resolved
+    back = not rose and change <= half_way
     if back and before <= rb.max_increase and before <= half_way:
         return None
     since = open_regression.since_run_id
@@ -481,25 +484,28 @@ def _judge_regression(
         significant, how = _significance(rb, m.value, values, interval)
         resolution = _resolution(rb, s, result, m.value, base, interval, allowed_abs)
         rose = change > rb.max_increase
-        broken = rose and (bool(significant) or not rb.significant_only)
+        # A run that cannot resolve a change of the allowed size judges no significant
+        # budget, either way: a rise it shows is as likely the tail of its own noise.
+        unresolved = rb.significant_only and resolution is not None and not resolution.enough
+        broken = rose and (bool(significant) or not rb.significant_only) and not unresolved
         status: Status = "fail" if broken else "pass"
         if broken:
             verdict = "broken"
-        elif rose and significant is None and rb.significant_only:
+        elif rose and significant is None and rb.significant_only and not unresolved:
             status = "inconclusive"
             verdict = "inconclusive: whether the rise is significant cannot be told yet"
-        elif rose:
+        elif rose and not unresolved:
             verdict = "holds: the rise is not significant"
         else:
             verdict = "holds"
         opened = baseline.open_regressions.get(key, {}).get(rb.metric) if baseline else None
         risen = baseline.rising.get(key, {}).get(rb.metric) if baseline else None
-        if not broken and opened is None and risen and rb.significant_only:
+        if not broken and opened is None and risen and rb.significant_only and not unresolved:
             pooled = _pooled(rb, m.value, risen, base, values, interval)
             if pooled is not None:
                 broken, status, verdict = True, "fail", pooled
         if not broken and opened is not None:
-            held = _held(rb, opened, change, base, rose, resolution)
+            held = _held(rb, opened, change, base, rose)
             if held is not None:
                 status, verdict = "fail", held
         elif broken and opened is not None:
@@ -508,7 +514,7 @@ def _judge_regression(
                 f"; the regression since {since} ({plural(len(opened.values), 'run')}) has not "
                 f"been accepted: `paybench baseline accept {since} --reason TEXT` accepts it"
             )
-        if status == "pass" and rb.significant_only and resolution and not resolution.enough:
+        if status == "pass" and unresolved and resolution is not None:
             status, verdict = "inconclusive", f"{_cannot_detect(rb, resolution)}; inconclusive"
         message = (
             f"{rb.metric} {fmt_value(m.value, unit)} vs baseline {fmt_value(base, unit)} "

@@ -174,10 +174,16 @@ def test_too_few_samples_for_the_allowed_rise_is_inconclusive_and_says_how_many(
     assert "INCONCLUSIVE" in table[2] and "cannot detect a 10 % change" in "\n".join(table)
 
 
-def test_a_clear_rise_with_few_samples_still_breaks() -> None:
+def test_a_rise_in_a_run_too_short_to_tell_is_inconclusive_not_a_failure() -> None:
+    """Guards against false alarms from short runs: a p95 from 110 samples is nearly the
+    run's fifth-largest latency, and its excursions are wider than any normal-theory
+    interval admits; a run that cannot resolve the allowed rise does not fail by itself."""
     result = run_of(latencies(110, seed=4, p95_ms=180.0))  # three times the baseline
-    r = evaluate(result, budgets(GATE), baseline((59.2, 59.8, 60.0, 60.4, 59.5))).results[0]
-    assert r.status == "fail" and r.message.endswith("; broken")
+    base = baseline((59.2, 59.8, 60.0, 60.4, 59.5))
+    r = evaluate(result, budgets(GATE), base).results[0]
+    assert r.status == "inconclusive" and "cannot detect a 10 % change" in r.message
+    # Without "significant" the measured rise decides, as before.
+    assert evaluate(result, budgets(PLAIN), base).results[0].status == "fail"
 
 
 def test_enough_samples_for_the_allowed_rise_is_a_pass() -> None:
@@ -216,11 +222,14 @@ def test_an_open_regression_fails_a_run_within_the_allowed_rise_until_it_is_back
     assert r.status == "fail" and "has not been accepted" in r.message
 
 
-def test_a_run_too_short_to_tell_does_not_end_an_open_regression() -> None:
+def test_an_open_regression_holds_a_run_too_short_to_tell_until_two_are_back() -> None:
     result = run_of(latencies(110, seed=8, p95_ms=60.0))
     level = OpenRegression("r9", (68.6, 69.0))
     r = evaluate(result, budgets(GATE), baseline((59.2, 59.8, 60.0), p95=level)).results[0]
-    assert r.status == "fail" and "is not back" in r.message
+    assert r.status == "fail" and "two in a row end it" in r.message
+    twice = OpenRegression("r9", (68.6, 69.0, 60.1))
+    r = evaluate(result, budgets(GATE), baseline((59.2, 59.8, 60.0), p95=twice)).results[0]
+    assert r.status == "inconclusive"  # no longer held; still too short to judge
 
 
 # --- which runs are the baseline ----------------------------------------------------------------
