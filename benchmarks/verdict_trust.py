@@ -9,14 +9,17 @@ Three parts, each printing its figures (docs/performance.md keeps them):
 2. ``real``: noise-only nightly-style runs against the reference target, all recorded in
    one fresh history and judged by ``paybench run`` as the nightly is: the real CLI, the
    profile ``nightly`` with its budgets (budgets.yaml), shortened to ``--run-time`` with
-   every user spawned at once (``--spawn-rate 40``) so that a short run has a steady state.
+   every user spawned at once (``--users N --spawn-rate N``, default 100) so that a short
+   run has a steady state and enough initiates for its own interval to resolve the allowed
+   rise (a 45 s run of 100 users has about 900).
    Every FAIL of a regression budget is a false alarm. Also counted: what the earlier
    rule (the baseline runs' prediction interval alone) would have said of the same runs.
 3. ``synthetic``: many nightly histories made up from what the real runs measured: the
    pooled initiate latencies (the per-run sampling distribution, drawn at the nightly's
-   real sample size: the steady-state rate of the real runs times the steady state of a
-   real 5-minute nightly) and the run-to-run spread of the runs' level (the 95 % upper
-   confidence bound of its standard deviation, after the sampling noise is taken out).
+   real sample size: the steady-state rate per user of the real runs, times the nightly's
+   users and the steady state of a real 5-minute nightly) and the run-to-run spread of the
+   runs' level (the 95 % upper confidence bound of its standard deviation, after the
+   sampling noise is taken out).
    Each trial is one history: 5 runs to build the baseline, a few more noise-only nights,
    then a step of +10 %, +15 % or +25 % in every initiate latency, and nights without an
    accept. Every run is judged by the real ``HistoryStore.baseline_for`` and ``evaluate``
@@ -25,7 +28,7 @@ Three parts, each printing its figures (docs/performance.md keeps them):
 Run (the real runs take about 15 minutes on 2 busy cores; the synthetic part about as
 long at the default trial count):
 
-    .venv/bin/python benchmarks/verdict_trust.py [--real-runs 52] [--run-time 10s]
+    .venv/bin/python benchmarks/verdict_trust.py [--real-runs 52] [--run-time 45s] [--users 100]
         [--trials 200] [--out DIR]
     .venv/bin/python benchmarks/verdict_trust.py --real-runs 0 --model-from DIR/history.sqlite
 """
@@ -139,7 +142,7 @@ def _earlier_rule(values: Sequence[float], value: float, ci_low: float | None) -
     return ci_low is not None and ci_low > base
 
 
-def real_runs(out: Path, runs: int, run_time: str) -> list[dict[str, Any]]:
+def real_runs(out: Path, runs: int, run_time: str, users: int) -> list[dict[str, Any]]:
     rows = []
     for i in range(runs):
         started = time.monotonic()
@@ -153,8 +156,10 @@ def real_runs(out: Path, runs: int, run_time: str) -> list[dict[str, Any]]:
                 PROFILE,
                 "--run-time",
                 run_time,
+                "--users",
+                str(users),
                 "--spawn-rate",
-                "40",
+                str(users),
                 "--out",
                 str(out),
             ],
@@ -243,7 +248,8 @@ def model_from_history(history: Path, budgets: Budgets) -> Model:
     runs: list[list[np.ndarray]] = []
     rates, counts, p95s, interval_counts = [], [], [], []
     for row in rows:
-        found = store.get_run(row.run_id).result.find(KEY)
+        run = store.get_run(row.run_id).result
+        found = run.find(KEY)
         if found is None or found.histogram is None or found.count < 10:
             continue
         intervals = []
@@ -254,7 +260,8 @@ def model_from_history(history: Path, budgets: Budgets) -> Model:
                 intervals.append(np.log(ms))
         if len(intervals) >= 2:
             runs.append(intervals)
-            rates.append(found.count / found.duration_s)
+            # Per user: the real runs may have more users than the nightly they model.
+            rates.append(found.count / found.duration_s / (run.meta.users or 1))
             counts.append(found.count)
             p95s.append(found.percentile_ms(95.0))
             interval_counts.append(len(found.interval_histograms))
@@ -278,7 +285,7 @@ def model_from_history(history: Path, budgets: Budgets) -> Model:
     profile = load_profile(PROFILE)
     users, spawn_rate = profile.users or 1, profile.spawn_rate or 1.0
     steady_s = (profile.run_time_s or 300.0) - users / spawn_rate - budgets.warmup_s
-    rate = float(np.median(rates))
+    rate = float(np.median(rates)) * users
     lag1 = float(np.corrcoef(levels[:-1], levels[1:])[0, 1]) if k > 3 else math.nan
     return Model(
         residuals=residuals,
@@ -502,7 +509,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="kept; default: a temp folder")
     parser.add_argument("--real-runs", type=int, default=52)
-    parser.add_argument("--run-time", default="10s")
+    parser.add_argument("--run-time", default="45s")
+    parser.add_argument(
+        "--users",
+        type=int,
+        default=100,
+        help="users of each real run, all spawned at once: enough initiates in a short run "
+        "for its own interval to resolve the allowed rise",
+    )
     parser.add_argument("--model-from", type=Path, default=None, help="a history to model")
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--steps", default="1.10,1.15,1.25")
@@ -539,9 +553,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     history = args.model_from or out / "history.sqlite"
     if args.real_runs:
-        print(f"\n2. {args.real_runs} noise-only runs: paybench run --profile {PROFILE} "
-              f"--run-time {args.run_time} --spawn-rate 40 (history {out / 'history.sqlite'})")
-        rows = real_runs(out, args.real_runs, args.run_time)
+        print(
+            f"\n2. {args.real_runs} noise-only runs: paybench run --profile {PROFILE} "
+            f"--run-time {args.run_time} --users {args.users} --spawn-rate {args.users} "
+            f"(history {out / 'history.sqlite'})"
+        )
+        rows = real_runs(out, args.real_runs, args.run_time, args.users)
         report["real"] = rows
         judged = [r for r in rows if r["status"] not in (None, "skipped", "no samples")]
         judged = [r for r in judged if r["outcome"] in ("PASS", "FAIL")]

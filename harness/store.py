@@ -40,6 +40,7 @@ from typing import Any, Literal, get_args
 
 from harness.core import levels
 from harness.core import metrics as registry
+from harness.core.evaluate import CANNOT_DETECT
 from harness.core.model import (
     AGGREGATE_KEY,
     Baseline,
@@ -273,7 +274,8 @@ def _regression_rows(budget_rows: Sequence[Any]) -> list[tuple[str, str, str]]:
     ``+...``, always) with a measured value: ``broken`` when the budget failed, ``rose``
     when it held (or was inconclusive) with the value above its limit, the baseline plus
     the allowed rise: a rise that was not significant. A budget that could not be measured
-    breaks the run, but says nothing of a level.
+    breaks the run, but says nothing of a level; nor does a run too short to resolve the
+    allowed rise (``CANNOT_DETECT``): its rise is as likely its own noise.
     """
     out = []
     for row in budget_rows:
@@ -291,6 +293,7 @@ def _regression_rows(budget_rows: Sequence[Any]) -> list[tuple[str, str, str]]:
             row.get("status") in ("pass", "inconclusive")
             and isinstance(limit, int | float)
             and measured > limit
+            and CANNOT_DETECT not in str(row.get("message") or "")
         ):
             out.append((key, metric, "rose"))
     return out

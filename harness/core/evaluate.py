@@ -323,6 +323,11 @@ def _resolution(
     return _Resolution(half <= target, s.count, half, needed, _run_length_s(result, s, needed))
 
 
+# How the message of a run too short to resolve its regression budget begins: such a run
+# tells nothing of a level, and the history does not count its rise (``harness.store``).
+CANNOT_DETECT = "cannot detect a "
+
+
 def _cannot_detect(rb: RegressionBudget, res: _Resolution) -> str:
     """``cannot detect a 10 % change with 110 samples; about 420 are needed, a run of ...``."""
     unit = metric_unit(rb.metric)
@@ -332,7 +337,7 @@ def _cannot_detect(rb: RegressionBudget, res: _Resolution) -> str:
         size = fmt_limit(rb.max_increase, "points" if unit == "%" else unit)
     run = f", a run of about {fmt_seconds(res.run_s)}" if res.run_s is not None else ""
     return (
-        f"cannot detect a {size} change with {res.samples:,} samples; about {res.needed:,} "
+        f"{CANNOT_DETECT}{size} change with {res.samples:,} samples; about {res.needed:,} "
         f"are needed{run} (the run's own 95 % interval is +-{fmt_value(res.half_width, unit)} "
         "wide and narrows as 1/sqrt(samples))"
     )

@@ -8,8 +8,12 @@ The rules (docs/history.md):
 
 - A run that broke a regression budget is a *regression*; one that rose beyond what a
   budget allows, without the rise being significant, is *rising* (maybe the first runs of
-  a new level). The baseline is the last ``n`` comparable runs that were neither, so a
-  lasting regression is never averaged in, not even by its nights that passed.
+  a new level). The baseline is the last ``n`` comparable runs that were no regression, so
+  a lasting regression is never averaged in, not even by its nights that passed; of the
+  rising runs, those that are the latest runs, or that led into a regression, are left
+  out too. A rise that a plain run followed was noise, and its run counts again: leaving
+  every high run out would narrow the baseline's spread to its low side, and make noise
+  look significant.
 - A regression stays open, and the judge holds every later run to it, until somebody
   decides (or the runs are back at the baseline, ``harness.core.evaluate``).
 - ``accept RUN`` makes the level of RUN's regression, from its first run on, the new
@@ -99,9 +103,30 @@ def _rolling(
     ``runs``, that decision, and where its level starts (0 without one)."""
     decision = in_force(decisions, runs)
     start = 0 if decision is None else _index(runs, decision.from_run_id)
-    window = runs[start:]
-    eligible = [r for r in window if not (r.regressions or r.rising) or _accepted(r, decision)]
-    return eligible[-n:], decision, start
+    return eligible(runs[start:], decision)[-n:], decision, start
+
+
+def eligible(window: Sequence[LevelRun], decision: BaselineDecision | None) -> list[LevelRun]:
+    """The runs of ``window`` that may be a baseline: every run but the regressions and the
+    rising runs whose rise has not been followed by a plain run (the latest runs, or the
+    first nights of a regression). The runs a decision covers all may."""
+    out = []
+    for i, run in enumerate(window):
+        if _accepted(run, decision) or not (run.regressions or run.rising):
+            out.append(run)
+            continue
+        if run.regressions:
+            continue
+        j = i + 1
+        while j < len(window) and _rising_only(window[j], decision):
+            j += 1
+        if j < len(window) and (_accepted(window[j], decision) or not window[j].regressions):
+            out.append(run)  # a plain run followed: the rise was noise
+    return out
+
+
+def _rising_only(run: LevelRun, decision: BaselineDecision | None) -> bool:
+    return bool(run.rising) and not run.regressions and not _accepted(run, decision)
 
 
 def select_baseline(
@@ -134,11 +159,7 @@ def select_baseline(
     while first > 0 and runs[first].run_id not in starts and _changed(runs[first - 1]) == changed:
         first -= 1
     level = list(runs[first : pin + 1])[-n:]
-    after = [
-        r
-        for r in runs[pin + 1 :]
-        if r.seq > decision.recorded_through and not (r.regressions or r.rising)
-    ]
+    after = [r for r in eligible(runs[pin + 1 :], None) if r.seq > decision.recorded_through]
     chosen = [*level, *after][:n]
     return Selection(
         tuple(r.run_id for r in chosen),
