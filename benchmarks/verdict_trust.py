@@ -409,7 +409,14 @@ def _judge_night(
 ) -> tuple[str, bool]:
     """The run judged and recorded as `paybench run` does; and what the earlier rule says."""
     verdict = evaluate(run, budgets, store.baseline_for(run, n=budgets.baseline_runs))
-    store.add_run(run, verdict)
+    # Stored without the interval histograms: the baseline reads the stored metrics only,
+    # and encoding 140 histograms a night would take longer than judging it.
+    stored = dataclasses.replace(
+        run,
+        requests=tuple(dataclasses.replace(r, interval_histograms=()) for r in run.requests),
+        total=dataclasses.replace(run.total, interval_histograms=()),
+    )
+    store.add_run(stored, verdict)
     r = verdict.results[0]
     old = False
     if earlier and r.measured is not None:
@@ -525,7 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--sensitivity-trials", type=int, default=50)
     parser.add_argument("--noise-nights", type=int, default=3)
-    parser.add_argument("--nights", type=int, default=10, help="nights after the step")
+    parser.add_argument("--nights", type=int, default=6, help="nights after the step")
     parser.add_argument("--calibrate-requests", type=int, default=300)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
