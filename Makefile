@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint clean-venv browser
+.PHONY: run test lint clean-venv browser servers stack
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,30 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium missing (apt-get install chromium); the browser test will be skipped"; fi; }
 
+# The server-metrics tests start real servers from Debian's packages (tests/servers.py):
+# install them when one is missing and we may, as for chromium.
+SERVER_PACKAGES := redis-server postgresql postgresql-contrib prometheus \
+  prometheus-node-exporter prometheus-redis-exporter
+SERVER_BINARIES := /usr/bin/redis-server /usr/bin/prometheus /usr/bin/prometheus-node-exporter \
+  /usr/bin/prometheus-redis-exporter
+servers:
+	@missing=; for b in $(SERVER_BINARIES); do [ -x "$$b" ] || missing="$$missing $$b"; done; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgres"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $(SERVER_PACKAGES) >/dev/null; \
+	  else echo "missing:$$missing (apt-get install $(SERVER_PACKAGES)); the server tests will be skipped"; fi; fi
+
+# The reference target on PostgreSQL and Redis, with Prometheus and the exporters, and a smoke
+# run against it; everything is stopped at the end (harness/target/stack.py, docs/target.md).
+stack: $(STAMP) servers
+	$(BIN)/python -m harness.target.stack $(STACK_ARGS)
+
 # lint runs first: a broken contract or a type error fails before the long test run.
 # As root, the tests run in a network namespace of their own with only loopback up
 # (tests/loopback_only.py): nothing a test does can reach another host, not even DNS.
-test: $(STAMP) browser lint
+test: $(STAMP) browser servers lint
 	@if [ "$$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then \
 	  echo "pytest in a network namespace with loopback only"; \
 	  unshare -n $(BIN)/python tests/loopback_only.py $(BIN)/python -m pytest -q; \

@@ -27,14 +27,15 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from harness.target import TARGET_VERSION, db
 from harness.target.auth import is_authorized, webhook_authorization
-from harness.target.cache import TTLCache
+from harness.target.cache import PlanCache
 from harness.target.metrics import (
+    CONTENT_TYPE,
     METRICS_PATH,
     UNMATCHED_ROUTE,
     ASGIApp,
@@ -129,16 +130,36 @@ class SimulatedPhonePe:
         return await self._call("health")
 
 
+def burn_cpu(cpu_ms: float) -> None:
+    """Spin on this thread until it has used ``cpu_ms`` of CPU time (not wall time, so a busy
+    machine does not shorten it): a CPU-bound handler holding the event loop and the GIL."""
+    end = time.thread_time() + cpu_ms / 1000.0
+    while time.thread_time() < end:
+        pass
+
+
+def share_draw(seed: int, name: str, item: str) -> float:
+    """A number in [0, 1) fixed by (seed, name, item): the same order always draws the same,
+    whatever else the target did before it."""
+    digest = hashlib.sha256(f"{seed}:{name}:{item}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
 class Runtime:
     """Everything the routes share: settings, store, cache, counters, the model's state."""
 
     def __init__(
-        self, settings: TargetSettings, store: db.Store, metrics: Metrics, webhook_auth: str
+        self,
+        settings: TargetSettings,
+        store: db.Store,
+        cache: PlanCache,
+        metrics: Metrics,
+        webhook_auth: str,
     ) -> None:
         self.settings = settings
         self.store = store
         self.metrics = metrics
-        self.cache = TTLCache(metrics)
+        self.cache = cache
         self.phonepe = SimulatedPhonePe(settings)
         self.webhook_auth = webhook_auth
         # One FIFO queue per route group (asyncio primitives bind to a loop only when used).
@@ -149,6 +170,8 @@ class Runtime:
         }
         self._latency_rng = random.Random(f"{settings.seed}:service-time")
         self._fault_rng = random.Random(f"{settings.seed}:faults")
+        self._email_rng = random.Random(f"{settings.seed}:email-latency")
+        self._started = time.monotonic()  # fault.from_s / until_s count from here
 
     def down(self, service: str) -> bool:
         return service in self.settings.down
@@ -159,47 +182,81 @@ class Runtime:
         model = self.settings.routes[route]
         group = model.group
         semaphore = self.semaphores.get(group)
+        queued = self.metrics.queued.labels(group)
+        in_service = self.metrics.in_service.labels(group)
         if semaphore is not None:
-            self.metrics.queued[group] += 1
+            queued.inc()
             try:
                 await semaphore.acquire()
             finally:
-                self.metrics.queued[group] -= 1
-        self.metrics.in_service[group] += 1
+                queued.dec()
+        in_service.inc()
         try:
             delay_ms = model.latency.sample_ms(self._latency_rng, self.settings.slowdown)
-            error_rate = self.settings.route_error_rate(route)
+            error_rate = self.settings.route_error_rate(route, time.monotonic() - self._started)
             fault = error_rate > 0 and self._fault_rng.random() < error_rate
             if delay_ms > 0:
                 await asyncio.sleep(delay_ms / 1000.0)
+            if model.cpu_ms > 0:
+                burn_cpu(model.cpu_ms)
             if fault:
-                self.metrics.injected_faults[route] += 1
+                self.metrics.injected_faults.labels(route).inc()
                 raise InjectedFault(route)
             yield
         finally:
-            self.metrics.in_service[group] -= 1
+            in_service.dec()
             if semaphore is not None:
                 semaphore.release()
 
     async def plans(self) -> list[dict[str, Any]]:
-        """The active plans, through the cache (straight from the database when redis is down)."""
-        use_cache = not self.down("redis") and self.settings.plans_ttl_s > 0
+        """The active plans, through the cache (straight from the database when redis is
+        down). With ``cache.plans_ttl_s`` 0 nothing is stored, so every read misses."""
+        use_cache = not self.down("redis")
         if use_cache:
-            cached = self.cache.get("plans")
+            cached = await self.cache.get("plans")
+            self.metrics.cache_lookup(hit=cached is not None)
             if cached is not None:
-                return cached
+                return list(cached)
         if self.down("database"):
             raise DatabaseDown
         plans = await self.store.run(db.list_plans)
         if use_cache:
-            self.cache.set("plans", plans, self.settings.plans_ttl_s)
+            await self.cache.set("plans", plans, self.settings.plans_ttl_s)
         return plans
 
-    def count_finalized(self, done: db.Finalized, source: str) -> None:
+    async def finalize(
+        self,
+        merchant_order_id: str,
+        state: str,
+        source: str,
+        event: str | None = None,
+        amount: int | None = None,
+    ) -> db.Finalized:
+        """Move the order (once), count what happened and send its confirmation email."""
+        skip = share_draw(self.settings.seed, "email-skip", merchant_order_id)
+        write_email = skip >= self.settings.email.skip_share
+        done = await self.store.run(
+            db.finalize_order, merchant_order_id, state, source, event, amount, write_email
+        )
         if done.result == "processed":
-            self.metrics.transitions[(done.order.state, source)] += 1
+            self.metrics.transitions.labels(done.order.state, source).inc()
+            if done.order.state == "COMPLETED":
+                self.metrics.payments_completed.inc()
         if done.email_written:
-            self.metrics.emails += 1
+            self.metrics.emails_written.inc()
+            await self.send_email(merchant_order_id)
+        return done
+
+    async def send_email(self, merchant_order_id: str) -> None:
+        """The simulated send of a confirmation email from the outbox. With ``email`` down
+        it stays in the outbox, unsent."""
+        if self.down("email"):
+            return
+        delay_ms = self.settings.email.send.sample_ms(self._email_rng, self.settings.slowdown)
+        if delay_ms > 0:
+            await asyncio.sleep(delay_ms / 1000.0)
+        await self.store.run(db.mark_email_sent, merchant_order_id)
+        self.metrics.emails_sent.inc()
 
 
 class DatabaseDown(Exception):
@@ -317,12 +374,17 @@ class LatencyFactorApp:
 
 
 def create_app(
-    settings: TargetSettings, store: db.Store, webhook_credentials: tuple[str, str]
+    settings: TargetSettings,
+    store: db.Store,
+    cache: PlanCache,
+    webhook_credentials: tuple[str, str],
 ) -> ASGIApp:
     """The ASGI app: FastAPI routes wrapped by the counting, body-capping ``ObservedApp``
     and, when the model sets a ``latency_factor`` above 1, by ``LatencyFactorApp``."""
-    metrics = Metrics()
-    rt = Runtime(settings, store, metrics, webhook_authorization(*webhook_credentials))
+    metrics = Metrics(settings.capacity)
+    store.observe = metrics.observe_query
+    metrics.watch_pool(store.pool_stats)
+    rt = Runtime(settings, store, cache, metrics, webhook_authorization(*webhook_credentials))
     app = FastAPI(
         title="paybench reference target",
         version=TARGET_VERSION,
@@ -389,6 +451,12 @@ def create_app(
                 except Exception:  # a failing database is what this endpoint reports
                     log.exception("health: database query failed")
                     services["database"] = "unhealthy"
+            if services["redis"] == "healthy":
+                try:
+                    await asyncio.wait_for(rt.cache.ping(), timeout=2.0)
+                except Exception:  # a failing Redis too
+                    log.exception("health: cache ping failed")
+                    services["redis"] = "unhealthy"
             healthy = all(state == "healthy" for state in services.values())
             body = {
                 "status": "healthy" if healthy else "unhealthy",
@@ -426,12 +494,21 @@ def create_app(
                     {"status": "unhealthy", "error": "cache marked down by the target model"},
                     status_code=503,
                 )
+            try:
+                await asyncio.wait_for(rt.cache.ping(), timeout=2.0)
+                keys = await asyncio.wait_for(rt.cache.size(), timeout=2.0)
+            except Exception as exc:
+                log.exception("health: cache ping failed")
+                return JSONResponse(
+                    {"status": "unhealthy", "error": f"ping failed: {type(exc).__name__}"},
+                    status_code=503,
+                )
             lookups = metrics.cache_hits + metrics.cache_misses
             return JSONResponse(
                 {
                     "status": "healthy",
-                    "kind": "in-process cache standing in for Redis",
-                    "keys": rt.cache.size(),
+                    "kind": rt.cache.kind,
+                    "keys": keys,
                     "hits": metrics.cache_hits,
                     "misses": metrics.cache_misses,
                     "hit_rate": round(metrics.cache_hits / lookups, 4) if lookups else None,
@@ -587,10 +664,7 @@ def create_app(
                 # No webhook yet: reconcile with PhonePe's order status, as the docs ask.
                 psp_state = await rt.phonepe.order_status(order)
                 if psp_state in FINAL_STATES:
-                    done = await store.run(
-                        db.finalize_order, merchant_order_id, psp_state, "reconciliation"
-                    )
-                    rt.count_finalized(done, "reconciliation")
+                    done = await rt.finalize(merchant_order_id, psp_state, "reconciliation")
                     order = done.order
             return JSONResponse(order_json(order))
 
@@ -618,7 +692,7 @@ def create_app(
         async with rt.service("webhook"):
             # PhonePe: decide on payload.state; acknowledge what needs no action, or it retries.
             if event not in HANDLED_EVENTS or state not in FINAL_STATES:
-                metrics.webhooks["ignored"] += 1
+                metrics.webhooks.labels("ignored").inc()
                 return JSONResponse(
                     {
                         "result": "ignored",
@@ -629,12 +703,12 @@ def create_app(
                 raise DatabaseDown
             order = await store.run(db.get_order, merchant_order_id)
             if order is None:
-                metrics.webhooks["unknown_order"] += 1
+                metrics.webhooks.labels("unknown_order").inc()
                 return error(
                     404, "unknown_order", f"no order '{merchant_order_id}'; nothing was written"
                 )
             if amount != order.amount:
-                metrics.webhooks["amount_mismatch"] += 1
+                metrics.webhooks.labels("amount_mismatch").inc()
                 return error(
                     409,
                     "amount_mismatch",
@@ -643,17 +717,14 @@ def create_app(
                 )
             order_id = payload.get("orderId")
             if order_id is not None and order_id != order.order_id:
-                metrics.webhooks["order_id_mismatch"] += 1
+                metrics.webhooks.labels("order_id_mismatch").inc()
                 return error(
                     409,
                     "order_id_mismatch",
                     f"payload orderId {order_id!r} is not this order's; nothing was written",
                 )
-            done = await store.run(
-                db.finalize_order, merchant_order_id, state, "webhook", event, amount
-            )
-            metrics.webhooks[done.result] += 1
-            rt.count_finalized(done, "webhook")
+            done = await rt.finalize(merchant_order_id, state, "webhook", event, amount)
+            metrics.webhooks.labels(done.result).inc()
             return JSONResponse(
                 {
                     "result": done.result,
@@ -688,8 +759,7 @@ def create_app(
 
     @app.get(METRICS_PATH)
     async def prometheus() -> Response:
-        text = metrics.render(sorted(settings.capacity))
-        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     routes = list(app.router.routes)
 

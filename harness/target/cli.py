@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from harness.target import DATABASE_URL_ENV, REDIS_URL_ENV
 from harness.target.settings import parse_override
 
 
@@ -56,6 +57,22 @@ def target_group() -> None:
     metavar="KEY=VALUE",
     help="Set any model key by its dotted path, e.g. --set capacity.checkout=4 (repeatable).",
 )
+@click.option(
+    "--database-url",
+    envvar=DATABASE_URL_ENV,
+    default=None,
+    metavar="URL",
+    help="Keep the state in PostgreSQL (postgresql://USER@HOST:PORT/DB) instead of SQLite; "
+    "also read from PAYBENCH_TARGET_DATABASE_URL.",
+)
+@click.option(
+    "--redis-url",
+    envvar=REDIS_URL_ENV,
+    default=None,
+    metavar="URL",
+    help="Cache the plans in Redis (redis://HOST:PORT/DB) instead of in process; "
+    "also read from PAYBENCH_TARGET_REDIS_URL.",
+)
 @click.option("--parent-pid", type=int, default=None, hidden=True)
 def serve_command(
     host: str,
@@ -66,6 +83,8 @@ def serve_command(
     error_rate: float | None,
     seed: int | None,
     settings: tuple[str, ...],
+    database_url: str | None,
+    redis_url: str | None,
     parent_pid: int | None,
 ) -> None:
     """Serve the reference target in the foreground until Ctrl-C."""
@@ -76,4 +95,13 @@ def serve_command(
     for key, value in (("slowdown", slowdown), ("error_rate", error_rate), ("seed", seed)):
         if value is not None:
             overrides[key] = value
-    serve(host, port, config, db, overrides, parent_pid=parent_pid)
+    serve(
+        host,
+        port,
+        config,
+        db,
+        overrides,
+        database_url=database_url or None,
+        redis_url=redis_url or None,
+        parent_pid=parent_pid,
+    )

@@ -1,38 +1,53 @@
-"""The reference target's state: a real SQLite file in WAL mode.
+"""The reference target's state: a real SQLite file in WAL mode (the default), or a
+PostgreSQL database (``--database-url``) through a psycopg connection pool.
 
-Every statement runs in a small pool of threads, each with its own connection, so the
-event loop never waits on the disk. Writers use ``BEGIN IMMEDIATE`` (the write lock is
-taken up front, so two writers never deadlock upgrading a read lock) and ``busy_timeout``.
-Exactly-once effects rest on the database, not on Python locks: a webhook event is a row
-under a UNIQUE key, and an order leaves PENDING through a conditional UPDATE whose row count
-says who won.
+Every operation runs on a small pool of threads, each borrowing a connection, so the event
+loop never waits on the database; its time goes to ``payments_db_query_duration_seconds``
+and the connections to ``db_client_connection_*``. The statements are the same on both
+(``?`` placeholders, ``INSERT ... ON CONFLICT``); ``Conn`` hides what differs: PostgreSQL's
+``%s``, how a write transaction starts, the schema's identity column. On SQLite writers use
+``BEGIN IMMEDIATE`` (the write lock is taken up front, so two writers never deadlock
+upgrading a read lock) and ``busy_timeout``. Exactly-once effects rest on the database, not
+on Python locks: a webhook event is a row under a UNIQUE key, and an order leaves PENDING
+through a conditional UPDATE whose row count says who won (on PostgreSQL the second
+UPDATE waits for the first's row lock, then finds the order no longer PENDING).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from harness.errors import ConfigError
+from harness.target.metrics import PoolStats
 from harness.target.settings import Plan
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import ConnectionPool
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
+POOL_OPEN_TIMEOUT_S = 10.0
 T = TypeVar("T")
 
+# {id}: the surrogate key, which the two databases spell differently.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS plans (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
-    amount INTEGER NOT NULL,          -- paise
+    amount BIGINT NOT NULL,           -- paise
     currency TEXT NOT NULL,
     period_days INTEGER NOT NULL,
     position INTEGER NOT NULL,
@@ -43,62 +58,64 @@ CREATE TABLE IF NOT EXISTS orders (
     order_id TEXT NOT NULL UNIQUE,    -- PhonePe's id for the order
     user_id TEXT NOT NULL,
     plan_id TEXT NOT NULL REFERENCES plans(id),
-    amount INTEGER NOT NULL,          -- paise
+    amount BIGINT NOT NULL,           -- paise
     currency TEXT NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('PENDING', 'COMPLETED', 'FAILED')),
-    created_at REAL NOT NULL,         -- epoch seconds
-    updated_at REAL NOT NULL,
-    expire_at REAL NOT NULL,
-    completed_at REAL,
+    created_at DOUBLE PRECISION NOT NULL,   -- epoch seconds
+    updated_at DOUBLE PRECISION NOT NULL,
+    expire_at DOUBLE PRECISION NOT NULL,
+    completed_at DOUBLE PRECISION,
     confirmed_by TEXT,                -- 'webhook' or 'reconciliation'
     psp_state TEXT NOT NULL,          -- the simulated PhonePe side: final state ...
-    psp_final_at REAL NOT NULL        -- ... and when PhonePe reaches it
+    psp_final_at DOUBLE PRECISION NOT NULL  -- ... and when PhonePe reaches it
 );
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     key TEXT PRIMARY KEY,
     request_hash TEXT NOT NULL,
     merchant_order_id TEXT,           -- NULL while the first request is in progress
-    created_at REAL NOT NULL
+    created_at DOUBLE PRECISION NOT NULL
 );
 CREATE TABLE IF NOT EXISTS order_transitions (
     merchant_order_id TEXT PRIMARY KEY REFERENCES orders(merchant_order_id),
     from_state TEXT NOT NULL,
     to_state TEXT NOT NULL,
     source TEXT NOT NULL,
-    at REAL NOT NULL
+    at DOUBLE PRECISION NOT NULL
 );
 CREATE TABLE IF NOT EXISTS webhook_events (
-    id INTEGER PRIMARY KEY,
+    id {id},
     merchant_order_id TEXT NOT NULL,
     event TEXT NOT NULL,
     state TEXT NOT NULL,
-    amount INTEGER NOT NULL,
+    amount BIGINT NOT NULL,
     result TEXT NOT NULL,
     deliveries INTEGER NOT NULL,
-    first_received_at REAL NOT NULL,
-    last_received_at REAL NOT NULL,
+    first_received_at DOUBLE PRECISION NOT NULL,
+    last_received_at DOUBLE PRECISION NOT NULL,
     UNIQUE (merchant_order_id, event, state)
 );
 CREATE TABLE IF NOT EXISTS subscriptions (
-    id INTEGER PRIMARY KEY,
+    id {id},
     user_id TEXT NOT NULL,
     plan_id TEXT NOT NULL,
     merchant_order_id TEXT NOT NULL UNIQUE,
     status TEXT NOT NULL,             -- ACTIVE, SUPERSEDED
-    started_at REAL NOT NULL,
-    expires_at REAL NOT NULL
+    started_at DOUBLE PRECISION NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL
 );
 CREATE INDEX IF NOT EXISTS subscriptions_by_user ON subscriptions (user_id, status);
 CREATE TABLE IF NOT EXISTS email_outbox (
-    id INTEGER PRIMARY KEY,
+    id {id},
     merchant_order_id TEXT NOT NULL UNIQUE,
     user_id TEXT NOT NULL,
     template TEXT NOT NULL,
     subject TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    sent_at REAL
+    created_at DOUBLE PRECISION NOT NULL,
+    sent_at DOUBLE PRECISION
 );
 """
+SQLITE_ID = "INTEGER PRIMARY KEY"  # the rowid itself
+POSTGRES_ID = "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
 
 
 @dataclass(frozen=True)
@@ -119,6 +136,9 @@ class Order:
     psp_final_at: float
 
 
+ORDER_COLUMNS = tuple(f.name for f in dataclasses.fields(Order))
+
+
 @dataclass(frozen=True)
 class Subscription:
     user_id: str
@@ -136,6 +156,112 @@ class Finalized:
     result: str  # processed, duplicate, already_final
     order: Order
     email_written: bool = False
+
+
+class Cursor(Protocol):
+    """What the statements read from an executed statement (sqlite3's and psycopg's)."""
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    @property
+    def rowcount(self) -> int: ...
+
+
+class Conn(Protocol):
+    """One database connection, either kind; rows are read by column name."""
+
+    backend: str  # "sqlite" or "postgresql"
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
+
+    def begin_write(self) -> None: ...
+
+
+class SqliteConn:
+    backend = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.raw = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        return self.raw.execute(sql, params)
+
+    def begin_write(self) -> None:
+        self.raw.execute("BEGIN IMMEDIATE")
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+@functools.lru_cache(maxsize=256)
+def _to_pyformat(sql: str) -> str:
+    # The statements hold no literal '?' or '%': placeholders are the only ones.
+    return sql.replace("?", "%s")
+
+
+class PostgresConn:
+    backend = "postgresql"
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.raw = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        return self.raw.execute(_to_pyformat(sql), params)
+
+    def begin_write(self) -> None:
+        # READ COMMITTED: the conditional UPDATEs and ON CONFLICT inserts wait for the row
+        # or key another transaction holds, then see its outcome.
+        self.raw.execute("BEGIN")
+
+
+@contextmanager
+def write_transaction(conn: Conn) -> Iterator[None]:
+    """BEGIN (IMMEDIATE on SQLite) ... COMMIT, ROLLBACK on any exception."""
+    conn.begin_write()
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would COMMIT our transaction first; run the statements one by one.
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def _write_plans(conn: Conn, plans: Iterable[Plan]) -> None:
+    # Plans no longer in the model are deactivated, not deleted: orders refer to them.
+    conn.execute("UPDATE plans SET active = 0")
+    for position, plan in enumerate(plans):
+        conn.execute(
+            "INSERT INTO plans (id, name, amount, currency, period_days, position, active) "
+            "VALUES (?, ?, ?, 'INR', ?, ?, 1) "
+            "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
+            "amount = excluded.amount, period_days = excluded.period_days, "
+            "position = excluded.position, active = 1",
+            (plan.id, plan.name, plan.amount, plan.period_days, position),
+        )
+
+
+# --- SQLite ---------------------------------------------------------------------------------
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -175,22 +301,12 @@ def initialize(path: Path, plans: Iterable[Plan]) -> None:
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise ConfigError(f"target database {path}: cannot switch to WAL mode (got {mode})")
-        conn.execute("BEGIN IMMEDIATE")
-        for statement in _statements(SCHEMA):
-            conn.execute(statement)
-        # Plans no longer in the model are deactivated, not deleted: orders refer to them.
-        conn.execute("UPDATE plans SET active = 0")
-        for position, plan in enumerate(plans):
-            conn.execute(
-                "INSERT INTO plans (id, name, amount, currency, period_days, position, active) "
-                "VALUES (?, ?, ?, 'INR', ?, ?, 1) "
-                "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
-                "amount = excluded.amount, period_days = excluded.period_days, "
-                "position = excluded.position, active = 1",
-                (plan.id, plan.name, plan.amount, plan.period_days, position),
-            )
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
+        wrapped = SqliteConn(conn)
+        with write_transaction(wrapped):
+            for statement in _statements(SCHEMA.replace("{id}", SQLITE_ID)):
+                conn.execute(statement)
+            _write_plans(wrapped, plans)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except sqlite3.DatabaseError as exc:
         raise ConfigError(
             f"target database {path}: not a usable SQLite database ({exc}); give a new path or "
@@ -200,69 +316,232 @@ def initialize(path: Path, plans: Iterable[Plan]) -> None:
         conn.close()
 
 
-def _statements(script: str) -> list[str]:
-    # executescript() would COMMIT our transaction first; run the statements one by one.
-    lines = [line.split("--", 1)[0] for line in script.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+
+def initialize_postgres(url: str, plans: Iterable[Plan]) -> None:
+    """Create or check the schema in the database at ``url``, write the plan catalogue.
+
+    Raises ConfigError when the database cannot be reached or holds a newer schema. Several
+    targets may start on one database at once: an advisory lock puts them in a row.
+    """
+    import psycopg
+    from psycopg.rows import dict_row
+
+    where = f"target --database-url {redact(url)}"
+    try:
+        raw = psycopg.connect(url, autocommit=True, row_factory=dict_row, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise ConfigError(f"{where}: cannot connect ({_one_line(exc)}); check the URL") from None
+    try:
+        with raw:
+            conn = PostgresConn(raw)
+            with write_transaction(conn):
+                conn.execute("SELECT pg_advisory_xact_lock(7406221)")  # any fixed number
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS paybench_schema (version INTEGER NOT NULL)"
+                )
+                row = conn.execute("SELECT max(version) AS version FROM paybench_schema").fetchone()
+                version = row["version"] if row else None
+                if version is not None and version > SCHEMA_VERSION:
+                    raise ConfigError(
+                        f"{where}: schema version {version} is newer than this paybench "
+                        f"supports ({SCHEMA_VERSION}); upgrade paybench or use another database"
+                    )
+                for statement in _statements(SCHEMA.replace("{id}", POSTGRES_ID)):
+                    conn.execute(statement)
+                _write_plans(conn, plans)
+                if version is None:
+                    conn.execute(
+                        "INSERT INTO paybench_schema (version) VALUES (?)", (SCHEMA_VERSION,)
+                    )
+    except psycopg.Error as exc:
+        raise ConfigError(
+            f"{where}: cannot set up the schema ({_one_line(exc)}); give a database this "
+            "target may create tables in"
+        ) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] or type(exc).__name__
+
+
+# --- the stores -----------------------------------------------------------------------------
 
 
 class Store:
-    """Runs functions ``fn(conn, *args)`` on a pool of threads with a connection each."""
+    """Runs functions ``fn(conn, *args)`` on ``threads`` threads, each with a connection.
+
+    ``observe(operation, seconds)`` gets the time of each call (the function's name);
+    ``pool_stats()`` says how the connections are used now.
+    """
+
+    backend = "none"
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="paybench-db")
+        self._lock = threading.Lock()
+        self._pending = 0  # submitted, not started
+        self._active = 0  # running
+        self.observe: Callable[[str, float], None] | None = None
+
+    def _connection(self) -> AbstractContextManager[Conn]:
+        raise NotImplementedError
+
+    def _call(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        with self._lock:
+            self._pending -= 1
+            self._active += 1
+        started = time.perf_counter()
+        try:
+            with self._connection() as conn:
+                return fn(conn, *args)
+        finally:
+            elapsed = time.perf_counter() - started
+            with self._lock:
+                self._active -= 1
+            if self.observe is not None:
+                self.observe(fn.__name__, elapsed)
+
+    def _forget_cancelled(self, future: Future[Any]) -> None:
+        if future.cancelled():  # never started: it is no longer pending
+            with self._lock:
+                self._pending -= 1
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._lock:
+            self._pending += 1
+        future = self._executor.submit(self._call, fn, args)
+        future.add_done_callback(self._forget_cancelled)
+        return await asyncio.wrap_future(future)
+
+    def pool_stats(self) -> PoolStats:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+class SqliteStore(Store):
+    """The SQLite file; its "pool" is the threads' connections (opened on first use)."""
+
+    backend = "sqlite"
 
     # A few threads: WAL readers run side by side; writers wait on SQLite's lock
     # (busy_timeout), never on the event loop.
     def __init__(self, path: Path, threads: int = 4) -> None:
+        super().__init__(threads)
         self.path = path
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="paybench-db")
+        self._connections: list[SqliteConn] = []
 
-    def _conn(self) -> sqlite3.Connection:
+    def _connection(self) -> AbstractContextManager[Conn]:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path)
+            conn = SqliteConn(connect(self.path))
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
-        return conn
+        return nullcontext(conn)
 
-    def _call(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-        return fn(self._conn(), *args)
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(self._call, fn, args))
+    def pool_stats(self) -> PoolStats:
+        with self._lock:
+            used, opened, pending = self._active, len(self._connections), self._pending
+        return PoolStats(used=used, idle=max(opened - used, 0), max=self.threads, pending=pending)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        super().close()
         with self._lock:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
 
 
+class PostgresStore(Store):
+    """A PostgreSQL database through a psycopg_pool of ``pool_size`` connections."""
+
+    backend = "postgresql"
+
+    def __init__(self, url: str, pool_size: int = 4) -> None:
+        super().__init__(pool_size)
+        from psycopg.rows import dict_row
+        from psycopg_pool import ConnectionPool, PoolTimeout
+
+        self.url = url
+        self._pool: ConnectionPool[Any] = ConnectionPool(
+            url,
+            min_size=pool_size,
+            max_size=pool_size,
+            kwargs={
+                "autocommit": True,
+                "row_factory": dict_row,
+                "application_name": "paybench-target",
+            },
+            name="paybench-target",
+            open=False,
+        )
+        try:
+            self._pool.open(wait=True, timeout=POOL_OPEN_TIMEOUT_S)
+        except PoolTimeout:
+            self._pool.close()
+            super().close()
+            raise ConfigError(
+                f"target --database-url {redact(url)}: {pool_size} connections did not open "
+                f"within {POOL_OPEN_TIMEOUT_S:g} s; check the server's max_connections or give "
+                "a smaller database.pool_size"
+            ) from None
+
+    @contextmanager
+    def _borrow(self) -> Iterator[Conn]:
+        with self._pool.connection() as raw:
+            yield PostgresConn(raw)
+
+    def _connection(self) -> AbstractContextManager[Conn]:
+        return self._borrow()
+
+    def pool_stats(self) -> PoolStats:
+        stats = self._pool.get_stats()
+        size, available = stats.get("pool_size", 0), stats.get("pool_available", 0)
+        with self._lock:
+            pending = self._pending
+        return PoolStats(
+            used=max(size - available, 0),
+            idle=available,
+            max=stats.get("pool_max", self.threads),
+            pending=pending + stats.get("requests_waiting", 0),
+        )
+
+    def close(self) -> None:
+        super().close()
+        self._pool.close()
+
+
 # --- the statements; each takes the thread's connection first ------------------------------
 
 
-def ping(conn: sqlite3.Connection) -> dict[str, Any]:
+def ping(conn: Conn) -> dict[str, Any]:
     started = time.perf_counter()
-    plans = conn.execute("SELECT count(*) FROM plans WHERE active = 1").fetchone()[0]
-    orders = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
-    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    plans = conn.execute("SELECT count(*) AS n FROM plans WHERE active = 1").fetchone()["n"]
+    orders = conn.execute("SELECT count(*) AS n FROM orders").fetchone()["n"]
+    mode = None
+    if conn.backend == "sqlite":
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
     return {
         "query_ms": round((time.perf_counter() - started) * 1000.0, 3),
+        "backend": conn.backend,
         "plans": plans,
         "orders": orders,
         "journal_mode": mode,
     }
 
 
-def select_one(conn: sqlite3.Connection) -> int:
-    return conn.execute("SELECT 1").fetchone()[0]
+def select_one(conn: Conn) -> int:
+    return int(conn.execute("SELECT 1 AS one").fetchone()["one"])
 
 
-def list_plans(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def list_plans(conn: Conn) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT id, name, amount, currency, period_days FROM plans "
         "WHERE active = 1 ORDER BY position"
@@ -270,79 +549,71 @@ def list_plans(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-def get_order(conn: sqlite3.Connection, merchant_order_id: str) -> Order | None:
+def get_order(conn: Conn, merchant_order_id: str) -> Order | None:
     row = conn.execute(
         "SELECT * FROM orders WHERE merchant_order_id = ?", (merchant_order_id,)
     ).fetchone()
-    return Order(**dict(row)) if row is not None else None
+    return Order(**{name: row[name] for name in ORDER_COLUMNS}) if row is not None else None
 
 
-def insert_order(conn: sqlite3.Connection, order: Order, idempotency_key: str | None) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(
-            "INSERT INTO orders (merchant_order_id, order_id, user_id, plan_id, amount, currency, "
-            "state, created_at, updated_at, expire_at, completed_at, confirmed_by, psp_state, "
-            "psp_final_at) VALUES (:merchant_order_id, :order_id, :user_id, :plan_id, :amount, "
-            ":currency, :state, :created_at, :updated_at, :expire_at, :completed_at, "
-            ":confirmed_by, :psp_state, :psp_final_at)",
-            order.__dict__,
-        )
+_INSERT_ORDER = (
+    f"INSERT INTO orders ({', '.join(ORDER_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in ORDER_COLUMNS)})"
+)
+
+
+def insert_order(conn: Conn, order: Order, idempotency_key: str | None) -> None:
+    with write_transaction(conn):
+        conn.execute(_INSERT_ORDER, dataclasses.astuple(order))
         # The order and its key commit together: a replay never finds a key without its order.
         if idempotency_key is not None:
             conn.execute(
                 "UPDATE idempotency_keys SET merchant_order_id = ? WHERE key = ?",
                 (order.merchant_order_id, idempotency_key),
             )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
-def reserve_idempotency_key(
-    conn: sqlite3.Connection, key: str, request_hash: str
-) -> tuple[str, str | None]:
-    """('new' | 'replay' | 'in_progress' | 'mismatch', merchant_order_id of a replay)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+def reserve_idempotency_key(conn: Conn, key: str, request_hash: str) -> tuple[str, str | None]:
+    """('new' | 'replay' | 'in_progress' | 'mismatch', merchant_order_id of a replay).
+
+    The key is claimed by an INSERT that does nothing when the key exists: of two
+    concurrent first requests exactly one inserts (on PostgreSQL the other waits for its
+    commit, then finds the row), so neither ever sees a unique-key error.
+    """
+    with write_transaction(conn):
+        claimed = conn.execute(
+            "INSERT INTO idempotency_keys (key, request_hash, merchant_order_id, created_at) "
+            "VALUES (?, ?, NULL, ?) ON CONFLICT (key) DO NOTHING",
+            (key, request_hash, time.time()),
+        ).rowcount
+        if claimed:
+            return ("new", None)
         row = conn.execute(
             "SELECT request_hash, merchant_order_id FROM idempotency_keys WHERE key = ?", (key,)
         ).fetchone()
-        if row is None:
-            conn.execute(
-                "INSERT INTO idempotency_keys (key, request_hash, merchant_order_id, created_at) "
-                "VALUES (?, ?, NULL, ?)",
-                (key, request_hash, time.time()),
-            )
-            outcome: tuple[str, str | None] = ("new", None)
-        elif row["request_hash"] != request_hash:
-            outcome = ("mismatch", None)
-        elif row["merchant_order_id"] is None:
-            outcome = ("in_progress", None)
-        else:
-            outcome = ("replay", row["merchant_order_id"])
-        conn.execute("COMMIT")
-        return outcome
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    if row["request_hash"] != request_hash:
+        return ("mismatch", None)
+    if row["merchant_order_id"] is None:
+        return ("in_progress", None)
+    return ("replay", row["merchant_order_id"])
 
 
-def release_idempotency_key(conn: sqlite3.Connection, key: str) -> None:
+def release_idempotency_key(conn: Conn, key: str) -> None:
     """Forget a key whose first request failed, so that a retry can succeed."""
     conn.execute("DELETE FROM idempotency_keys WHERE key = ? AND merchant_order_id IS NULL", (key,))
 
 
 def finalize_order(
-    conn: sqlite3.Connection,
+    conn: Conn,
     merchant_order_id: str,
     state: str,
     source: str,
     event: str | None = None,
     amount: int | None = None,
+    write_email: bool = True,
 ) -> Finalized:
-    """Move a PENDING order to ``state`` once; on COMPLETED activate and write one email.
+    """Move a PENDING order to ``state`` once; on COMPLETED activate and write one email
+    (unless ``write_email`` is False: the model's ``email.skip_share``).
 
     A webhook delivery (``event`` given) is first recorded under UNIQUE(order, event, state):
     a second delivery finds the row and changes nothing else. The move itself is
@@ -350,24 +621,22 @@ def finalize_order(
     sees a row count of 1, and only that one activates the subscription and writes the email.
     """
     now = time.time()
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(conn):
         if event is not None:
-            cursor = conn.execute(
+            inserted = conn.execute(
                 "INSERT INTO webhook_events (merchant_order_id, event, state, amount, result, "
                 "deliveries, first_received_at, last_received_at) "
                 "VALUES (?, ?, ?, ?, 'received', 1, ?, ?) "
                 "ON CONFLICT (merchant_order_id, event, state) DO NOTHING",
                 (merchant_order_id, event, state, amount, now, now),
-            )
-            if cursor.rowcount == 0:
+            ).rowcount
+            if inserted == 0:
                 conn.execute(
                     "UPDATE webhook_events SET deliveries = deliveries + 1, last_received_at = ? "
                     "WHERE merchant_order_id = ? AND event = ? AND state = ?",
                     (now, merchant_order_id, event, state),
                 )
                 order = get_order(conn, merchant_order_id)
-                conn.execute("COMMIT")
                 assert order is not None
                 return Finalized("duplicate", order)
         moved = conn.execute(
@@ -384,7 +653,7 @@ def finalize_order(
                 (merchant_order_id, state, source, now),
             )
             if state == "COMPLETED":
-                email = _activate(conn, merchant_order_id, now)
+                email = _activate(conn, merchant_order_id, now, write_email)
         result = "processed" if moved else "already_final"
         if event is not None:
             conn.execute(
@@ -393,21 +662,21 @@ def finalize_order(
                 (result, merchant_order_id, event, state),
             )
         order = get_order(conn, merchant_order_id)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     assert order is not None
     return Finalized(result, order, email)
 
 
-def _activate(conn: sqlite3.Connection, merchant_order_id: str, now: float) -> bool:
+def _activate(conn: Conn, merchant_order_id: str, now: float, write_email: bool) -> bool:
     order = conn.execute(
         "SELECT o.user_id, o.plan_id, p.name, p.period_days "
         "FROM orders o JOIN plans p ON p.id = o.plan_id "
         "WHERE o.merchant_order_id = ?",
         (merchant_order_id,),
     ).fetchone()
+    if conn.backend == "postgresql":
+        # SQLite's BEGIN IMMEDIATE already runs writers one at a time; PostgreSQL needs a
+        # lock per user, or two of one user's orders could both leave an ACTIVE subscription.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (order["user_id"],))
     conn.execute(
         "UPDATE subscriptions SET status = 'SUPERSEDED' WHERE user_id = ? AND status = 'ACTIVE'",
         (order["user_id"],),
@@ -424,6 +693,8 @@ def _activate(conn: sqlite3.Connection, merchant_order_id: str, now: float) -> b
             now + order["period_days"] * 86400.0,
         ),
     )
+    if not write_email:
+        return False
     # UNIQUE(merchant_order_id) is the second guard: never two confirmation emails per order.
     written = conn.execute(
         "INSERT INTO email_outbox (merchant_order_id, user_id, template, subject, created_at) "
@@ -433,11 +704,18 @@ def _activate(conn: sqlite3.Connection, merchant_order_id: str, now: float) -> b
     return written == 1
 
 
-def current_subscription(conn: sqlite3.Connection, user_id: str) -> Subscription | None:
+def mark_email_sent(conn: Conn, merchant_order_id: str) -> None:
+    conn.execute(
+        "UPDATE email_outbox SET sent_at = ? WHERE merchant_order_id = ? AND sent_at IS NULL",
+        (time.time(), merchant_order_id),
+    )
+
+
+def current_subscription(conn: Conn, user_id: str) -> Subscription | None:
     row = conn.execute(
         "SELECT user_id, plan_id, merchant_order_id, status, started_at, expires_at "
         "FROM subscriptions WHERE user_id = ? AND status = 'ACTIVE' AND expires_at > ? "
         "ORDER BY started_at DESC, id DESC LIMIT 1",
         (user_id, time.time()),
     ).fetchone()
-    return Subscription(**dict(row)) if row is not None else None
+    return Subscription(**{k: row[k] for k in row.keys()}) if row is not None else None

@@ -26,7 +26,8 @@ from typing import Any
 import httpx
 import yaml
 
-from harness.errors import TargetError
+from harness.errors import ConfigError, TargetError
+from harness.target import DATABASE_URL_ENV, REDIS_URL_ENV
 from harness.target.server import URL_LINE_PREFIX
 from harness.target.settings import TargetSettings, load_settings
 
@@ -44,10 +45,20 @@ class ReferenceTarget:
         db: Path | None = None,
         log_path: Path | None = None,
         startup_timeout_s: float = 20.0,
+        database_url: str | None = None,
+        redis_url: str | None = None,
     ) -> None:
         self.config = config
         self.overrides = dict(overrides or {})
         self.db = db
+        # Not given: from the environment (how `paybench run` reaches real back ends), but
+        # a database only when no SQLite file is asked for either.
+        if database_url is None and db is None:
+            database_url = os.environ.get(DATABASE_URL_ENV) or None
+        if redis_url is None:
+            redis_url = os.environ.get(REDIS_URL_ENV) or None
+        self.database_url = database_url
+        self.redis_url = redis_url
         self.log_path = log_path
         self.startup_timeout_s = startup_timeout_s
         self.url = ""
@@ -62,6 +73,8 @@ class ReferenceTarget:
             return self
         # ConfigError here, in the caller's process, not in the child.
         settings = self.settings = load_settings(self.config, self.overrides)
+        if self.database_url is not None and self.db is not None:
+            raise ConfigError("target: give db (SQLite) or database_url (PostgreSQL), not both")
         self._temp_dir = Path(tempfile.mkdtemp(prefix="paybench-target-"))
         model_file = self._temp_dir / "model.yaml"
         model_file.write_text(yaml.safe_dump(settings.as_dict(), sort_keys=False), encoding="utf-8")
@@ -77,12 +90,19 @@ class ReferenceTarget:
             "0",
             "--config",
             str(model_file),
-            "--db",
-            str(db_path),
             "--parent-pid",
             str(os.getpid()),
         ]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # The URLs go by the environment: a password in them stays out of the process list.
+        env.pop(DATABASE_URL_ENV, None)
+        env.pop(REDIS_URL_ENV, None)
+        if self.database_url is not None:
+            env[DATABASE_URL_ENV] = self.database_url
+        else:
+            command += ["--db", str(db_path)]
+        if self.redis_url is not None:
+            env[REDIS_URL_ENV] = self.redis_url
         # A kept log may hold earlier runs: look for the URL only in what follows.
         self._log_offset = log_path.stat().st_size if log_path.exists() else 0
         with open(log_path, "ab") as log:

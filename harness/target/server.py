@@ -13,7 +13,7 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from harness.errors import ConfigError
 from harness.target import db as dbmod
 from harness.target.app import create_app
 from harness.target.auth import webhook_credentials
+from harness.target.cache import PlanCache, RedisCache, TTLCache, check_redis
 from harness.target.settings import load_settings
 
 URL_LINE_PREFIX = "paybench target: serving on "
@@ -43,6 +44,19 @@ def check_loopback(host: str) -> str:
             "(127.0.0.0/8, ::1 or localhost); it is not for production"
         )
     return str(address)
+
+
+def check_database_url(url: str, db: Path | None) -> None:
+    """ConfigError unless ``url`` is a PostgreSQL URL and no --db is given with it."""
+    if db is not None:
+        raise ConfigError(
+            "target: give --db (SQLite) or --database-url (PostgreSQL), not both"
+        )
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            f"target --database-url {dbmod.redact(url)}: give postgresql://USER@HOST:PORT/DB "
+            "(SQLite is the default: --db PATH)"
+        )
 
 
 def url_for(address: str, port: int) -> str:
@@ -77,11 +91,16 @@ class _Server(uvicorn.Server):
     """uvicorn's server, announcing the URL once listening and leaving signals to us."""
 
     def __init__(
-        self, config: uvicorn.Config, on_started: Callable[[], None], parent_pid: int | None
+        self,
+        config: uvicorn.Config,
+        on_started: Callable[[], None],
+        parent_pid: int | None,
+        on_shutdown: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         super().__init__(config)
         self._on_started = on_started
         self._parent_pid = parent_pid
+        self._on_shutdown = on_shutdown
         self._watchdog: asyncio.Task[None] | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -90,6 +109,12 @@ class _Server(uvicorn.Server):
             self._on_started()
             if self._parent_pid is not None:
                 self._watchdog = asyncio.create_task(self._watch_parent())
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets=sockets)
+        if self._on_shutdown is not None:
+            # Still in the serving loop: the Redis client's connections close in their loop.
+            await self._on_shutdown()
 
     async def _watch_parent(self) -> None:
         # Started by ReferenceTarget: stop when that process is gone, never an orphan.
@@ -124,38 +149,61 @@ def serve(
     db: Path | None,
     overrides: Mapping[str, Any],
     *,
+    database_url: str | None = None,
+    redis_url: str | None = None,
     parent_pid: int | None = None,
 ) -> None:
     """Run the target in the foreground until SIGINT/SIGTERM; print its URL once listening.
 
-    ``db`` None: a temporary database, removed at exit. Raises ConfigError on a
-    non-loopback host, a port in use, a bad model file or override, an unusable database.
+    The state goes to PostgreSQL at ``database_url``, else to the SQLite file ``db`` (None:
+    a temporary one, removed at exit); the plan cache to Redis at ``redis_url``, else to an
+    in-process map. Raises ConfigError on a non-loopback host, a port in use, a bad model
+    file or override, an unusable database or an unreachable Redis.
     """
     address = check_loopback(host)
     if not 0 <= port <= 65535:
         raise ConfigError(f"target --port {port}: give 0..65535 (0 picks a free port)")
     settings = load_settings(config, overrides)
+    if database_url is not None:
+        check_database_url(database_url, db)
+    if redis_url is not None:
+        check_redis(redis_url)
     temp_dir = None
-    if db is None:
+    if db is None and database_url is None:
         temp_dir = Path(tempfile.mkdtemp(prefix="paybench-target-"))
         db_path = temp_dir / "target.db"
     else:
-        db_path = Path(db)
-        if not db_path.parent.is_dir():
+        db_path = Path(db or "")
+        if database_url is None and not db_path.parent.is_dir():
             raise ConfigError(f"target --db {db}: the folder {db_path.parent} does not exist")
     try:
-        dbmod.initialize(db_path, settings.plans)
-        sock = bind(address, port)
-        store = dbmod.Store(db_path)
+        store: dbmod.Store
+        if database_url is not None:
+            dbmod.initialize_postgres(database_url, settings.plans)
+            sock = bind(address, port)
+            try:
+                store = dbmod.PostgresStore(database_url, settings.pool_size)
+            except BaseException:
+                sock.close()
+                raise
+            database = f"PostgreSQL {dbmod.redact(database_url)}"
+        else:
+            dbmod.initialize(db_path, settings.plans)
+            sock = bind(address, port)
+            store = dbmod.SqliteStore(db_path, settings.pool_size)
+            where = "temporary, removed at exit" if temp_dir else "kept"
+            database = f"{db_path} ({where})"
         try:
-            app = create_app(settings, store, webhook_credentials())
+            cache: PlanCache = TTLCache() if redis_url is None else RedisCache(redis_url)
+            app = create_app(settings, store, cache, webhook_credentials())
             url = url_for(address, sock.getsockname()[1])
+            cached = "in process" if redis_url is None else f"Redis {dbmod.redact(redis_url)}"
 
             def announce() -> None:
                 print(f"{URL_LINE_PREFIX}{url}", flush=True)
-                where = "temporary, removed at exit" if temp_dir else "kept"
                 print(
-                    f"paybench target: database {db_path} ({where}); model: {settings.source}",
+                    f"paybench target: database {database}; cache {cached}; "
+                    f"model: {settings.source}",
                     flush=True,
                 )
 
@@ -170,7 +218,7 @@ def serve(
                 timeout_graceful_shutdown=3,
                 timeout_keep_alive=30,
             )
-            _Server(uv_config, announce, parent_pid).run(sockets=[sock])
+            _Server(uv_config, announce, parent_pid, cache.close).run(sockets=[sock])
         finally:
             sock.close()
             store.close()

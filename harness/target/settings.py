@@ -68,6 +68,24 @@ class RouteModel:
     latency: Latency
     group: str
     error_rate: float | None = None  # None: the global error_rate (health routes: never)
+    cpu_ms: float = 0.0  # CPU burnt on the event loop per request (a CPU-heavy route)
+
+
+@dataclass(frozen=True)
+class TimedFault:
+    """``fault:``: this error share from ``from_s`` to ``until_s`` (None: the end) seconds
+    after the target started; 0: none."""
+
+    error_rate: float = 0.0
+    from_s: float = 0.0
+    until_s: float | None = None
+
+    def active(self, elapsed_s: float) -> bool:
+        return (
+            self.error_rate > 0
+            and elapsed_s >= self.from_s
+            and (self.until_s is None or elapsed_s < self.until_s)
+        )
 
 
 @dataclass(frozen=True)
@@ -76,6 +94,14 @@ class PaymentModel:
     abandon_ratio: float
     payer_time: Latency  # in ms, like every other time here
     expire_after_s: int
+
+
+@dataclass(frozen=True)
+class EmailModel:
+    """The confirmation email of a completed payment."""
+
+    skip_share: float  # share of completed payments that never get their email (a bug on purpose)
+    send: Latency  # the simulated send
 
 
 @dataclass(frozen=True)
@@ -101,15 +127,21 @@ class TargetSettings:
     source: str = "defaults"  # what the settings came from, for messages
     # route group -> factor on the whole latency its routes answer with (1.0: as it is)
     latency_factor: Mapping[str, float] = field(default_factory=dict)
+    email: EmailModel = EmailModel(0.0, Latency(0.0, 0.0))
+    pool_size: int = 4  # database connections: SQLite threads or the PostgreSQL pool
+    fault: TimedFault = TimedFault()
 
     def route_latency_factor(self, route: str) -> float:
         """The factor on the whole latency of ``route`` (its group's ``latency_factor``)."""
         return self.latency_factor.get(self.routes[route].group, 1.0)
 
-    def route_error_rate(self, route: str) -> float:
+    def route_error_rate(self, route: str, elapsed_s: float | None = None) -> float:
+        """The route's error share; ``elapsed_s`` (since the target started) applies ``fault``."""
         model = self.routes[route]
         if model.group == "health":
             return 0.0
+        if elapsed_s is not None and self.fault.active(elapsed_s):
+            return self.fault.error_rate
         return self.error_rate if model.error_rate is None else model.error_rate
 
     def as_dict(self) -> dict[str, Any]:
@@ -119,6 +151,11 @@ class TargetSettings:
             "slowdown": self.slowdown,
             "error_rate": self.error_rate,
             "down": list(self.down),
+            "fault": {
+                "error_rate": self.fault.error_rate,
+                "from_s": self.fault.from_s,
+                "until_s": self.fault.until_s,
+            },
             "capacity": dict(self.capacity),
             "latency_factor": dict(self.latency_factor),
             "routes": {
@@ -126,6 +163,7 @@ class TargetSettings:
                     "median_ms": r.latency.median_ms,
                     "p99_ms": r.latency.p99_ms,
                     **({} if r.group == "health" else {"error_rate": r.error_rate}),
+                    "cpu_ms": r.cpu_ms,
                 }
                 for name, r in self.routes.items()
             },
@@ -141,6 +179,12 @@ class TargetSettings:
                 "expire_after_s": self.payment.expire_after_s,
             },
             "cache": {"plans_ttl_s": self.plans_ttl_s},
+            "email": {
+                "skip_share": self.email.skip_share,
+                "median_ms": self.email.send.median_ms,
+                "p99_ms": self.email.send.p99_ms,
+            },
+            "database": {"pool_size": self.pool_size},
             "plans": [
                 {"id": p.id, "name": p.name, "amount": p.amount, "period_days": p.period_days}
                 for p in self.plans
@@ -317,7 +361,8 @@ def _build(model: Mapping[str, Any], source: str) -> TargetSettings:
         error_rate = None
         if group != "health" and c.get(f"routes.{name}.error_rate") is not None:
             error_rate = c.number(f"routes.{name}.error_rate", 0.0, 1.0)
-        routes[name] = RouteModel(c.latency(f"routes.{name}"), group, error_rate)
+        cpu_ms = c.number(f"routes.{name}.cpu_ms", 0.0, 10_000.0)
+        routes[name] = RouteModel(c.latency(f"routes.{name}"), group, error_rate, cpu_ms)
     # success_ratio applies to the orders that are paid, so the two ratios need not sum to 1.
     success = c.number("payment.success_ratio", 0.0, 1.0)
     abandon = c.number("payment.abandon_ratio", 0.0, 1.0)
@@ -345,9 +390,25 @@ def _build(model: Mapping[str, Any], source: str) -> TargetSettings:
         phonepe={name: c.latency(f"phonepe.{name}") for name in model["phonepe"]},
         payment=payment,
         plans_ttl_s=c.number("cache.plans_ttl_s", 0.0),
+        email=EmailModel(c.number("email.skip_share", 0.0, 1.0), c.latency("email")),
+        pool_size=c.integer("database.pool_size", 1, 256) or 1,
         plans=_plans(c),
         source=source,
+        fault=_fault(c),
     )
+
+
+def _fault(c: _Checker) -> TimedFault:
+    until = c.get("fault.until_s")
+    until_s = None if until is None else c.number("fault.until_s", 0.0)
+    fault = TimedFault(
+        error_rate=c.number("fault.error_rate", 0.0, 1.0),
+        from_s=c.number("fault.from_s", 0.0),
+        until_s=until_s,
+    )
+    if until_s is not None and until_s <= fault.from_s:
+        raise c.fail("fault.until_s", until_s, f"it must be > fault.from_s ({fault.from_s:g})")
+    return fault
 
 
 def _plans(c: _Checker) -> tuple[Plan, ...]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from harness.target.auth import (
     DEFAULT_WEBHOOK_PASSWORD,
@@ -24,17 +25,35 @@ SLOW_PAYER = {"payment.payer_time_median_s": 3600, "payment.payer_time_p99_s": 3
 
 
 class Running:
-    """A started ReferenceTarget with an httpx client and read access to its database."""
+    """A started ReferenceTarget with an httpx client and read access to its database
+    (the SQLite file, or the PostgreSQL database of ``database_url``)."""
 
-    def __init__(self, target: ReferenceTarget, db: Path) -> None:
+    def __init__(self, target: ReferenceTarget, db: Path, database_url: str | None = None) -> None:
         self.target = target
         self.url = target.url
         self.db = db
+        self.database_url = database_url
         self.http = httpx.Client(base_url=target.url, timeout=10.0)
 
     def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        if self.database_url is not None:
+            import psycopg
+
+            with psycopg.connect(self.database_url, autocommit=True) as conn:
+                return conn.execute(sql.replace("?", "%s"), args).fetchall()
         with closing(sqlite3.connect(self.db, timeout=10)) as conn:
             return conn.execute(sql, args).fetchall()
+
+    def metrics(self) -> dict[str, float]:
+        """Every sample of /metrics by its name and labels in canonical text form
+        (``name{a="x",b="y"}``, labels sorted)."""
+        text = self.http.get("/metrics").text
+        out: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+                out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+        return out
 
     def initiate(self, plan_id: str = "basic-monthly", user_id: str = "user-1") -> dict[str, Any]:
         response = self.http.post(
@@ -74,17 +93,28 @@ def webhook_body(
 def start_target(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Callable[..., Running]]:
-    """start_target(overrides, config) -> Running; every target is stopped at the end."""
+    """start_target(overrides, config, database_url, redis_url) -> Running; every target is
+    stopped at the end."""
     started: list[Running] = []
 
-    def start(overrides: dict[str, Any] | None = None, config: Path | None = None) -> Running:
+    def start(
+        overrides: dict[str, Any] | None = None,
+        config: Path | None = None,
+        database_url: str | None = None,
+        redis_url: str | None = None,
+    ) -> Running:
         folder = tmp_path_factory.mktemp("target")
         db = folder / "target.db"
         target = ReferenceTarget(
-            config=config, overrides=overrides, db=db, log_path=folder / "target.log"
+            config=config,
+            overrides=overrides,
+            db=None if database_url else db,
+            log_path=folder / "target.log",
+            database_url=database_url,
+            redis_url=redis_url,
         )
         target.start()
-        running = Running(target, db)
+        running = Running(target, db, database_url)
         started.append(running)
         return running
 

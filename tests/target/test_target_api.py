@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from harness import __version__
 from tests.target.conftest import AUTH, Running, webhook_body
@@ -426,12 +427,17 @@ def test_metrics_count_every_request_but_metrics_itself(target: Running) -> None
     assert re.search(r'route="/api/payments/v2/initiate",status="413"\} [1-9]', text)
     assert re.search(r'route="/api/plans",status="405"\} [1-9]', text)
     assert 'route="/metrics"' not in text
-    assert re.search(r"^paybench_target_requests_in_flight 0$", text, re.M)
-    assert re.search(r"^paybench_target_cache_hits_total [1-9]\d*$", text, re.M)
-    assert re.search(r"^paybench_target_cache_misses_total [1-9]\d*$", text, re.M)
-    assert re.search(r"^process_cpu_seconds_total \d+\.\d+$", text, re.M)
-    rss = re.search(r"^process_resident_memory_bytes (\d+)$", text, re.M)
-    assert rss and int(rss.group(1)) > 10_000_000
+    samples = {
+        s.name: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if not s.labels
+    }
+    assert samples["paybench_target_requests_in_flight"] == 0
+    assert samples["paybench_target_cache_hits_total"] >= 1
+    assert samples["paybench_target_cache_misses_total"] >= 1
+    assert samples["process_cpu_seconds_total"] > 0
+    assert samples["process_resident_memory_bytes"] > 10_000_000
 
 
 def test_keep_alive_responses_do_not_wait_for_a_delayed_ack(target: Running) -> None:
