@@ -57,6 +57,8 @@ from harness.inputs import Field, Obj, show
 from harness.runfolder import write_error
 
 DEFAULT_HISTORY = Path("reports/history.sqlite")
+# Where a run an abort rule stopped says so in runs.extra_json (run.json's extra.abort).
+ABORTED_PATH = "$.abort.aborted"
 SCHEMA_VERSION = 3
 APPLICATION_ID = 0x50424831  # "PBH1": a paybench history database
 BUSY_TIMEOUT_MS = 60_000
@@ -750,13 +752,16 @@ class HistoryStore:
         """The comparable runs a baseline may come from, oldest first, with what each broke.
 
         Incomplete and unreliable runs are left out: their figures do not stand for the
-        system, so they are neither a baseline nor a regression.
+        system, so they are neither a baseline nor a regression; nor are runs an abort rule
+        stopped (run.json's ``extra.abort.aborted``): they measured a system in gross breach
+        for part of a run.
         """
         clauses = [
             "r.profile IS ?",
             "r.users IS ?",
             "r.scenario_version IS ?",
             "r.incomplete = 0",
+            f"COALESCE(json_extract(r.extra_json, '{ABORTED_PATH}'), 0) = 0",
             f"COALESCE(r.outcome, '') NOT IN ({','.join('?' * len(UNTRUSTED_OUTCOMES))})",
         ]
         args: list[Any] = [profile, users, scenario_version, *UNTRUSTED_OUTCOMES]
@@ -967,13 +972,14 @@ class HistoryStore:
         run_id = self.resolve_run_id(run_ref)
         with self._write() as conn:
             row = conn.execute(
-                "SELECT profile, users, scenario_version, target, host, incomplete, outcome "
+                "SELECT profile, users, scenario_version, target, host, incomplete, outcome, "
+                f"COALESCE(json_extract(extra_json, '{ABORTED_PATH}'), 0) "
                 "FROM runs WHERE run_id = ?",
                 (run_id,),
             ).fetchone()
-            profile, users, scenario, target, host, incomplete, outcome = row
-            if incomplete or outcome in UNTRUSTED_OUTCOMES:
-                state = "incomplete" if incomplete else outcome
+            profile, users, scenario, target, host, incomplete, outcome, aborted = row
+            if incomplete or aborted or outcome in UNTRUSTED_OUTCOMES:
+                state = "incomplete" if incomplete else "aborted" if aborted else outcome
                 raise ConfigError(
                     f"run {run_id} is {state}: its figures do not stand for the system, so "
                     f"its level cannot be {'accepted' if kind == 'accept' else 'pinned'}; "

@@ -6,6 +6,7 @@ by the real ``evaluate`` and recorded with ``add_run``, as ``paybench run`` does
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
@@ -245,3 +246,19 @@ def test_the_summary_shows_inconclusive_budgets_and_the_historys_notes() -> None
     junit = render_junit(ctx)
     assert 'skipped="1"' in junit and "<skipped message=" in junit
     assert "cannot detect a 10 %" in junit
+
+
+def test_a_run_an_abort_rule_stopped_is_never_a_baseline(tmp_path: Path) -> None:
+    """An aborted run measured a system in gross breach for part of its time: it is no
+    baseline of the runs after it, and its level cannot be accepted or pinned."""
+    store = HistoryStore(tmp_path / "history.sqlite")
+    fill(store, [1.0] * 4)
+    run = nightly(4)
+    aborted = dataclasses.replace(
+        run, meta=dataclasses.replace(run.meta, extra={"abort": {"aborted": True}})
+    )
+    judge(store, aborted)
+    base = store.baseline_for(nightly(5))
+    assert base is not None and base.run_ids == tuple(nightly_id(i) for i in range(4))
+    with pytest.raises(ConfigError, match="is aborted"):
+        store.decide("pin", nightly_id(4))
