@@ -1,18 +1,22 @@
 """How judging, reporting and recording grow with the length of a run: 10 s to 24 h.
 
-    .venv/bin/python benchmarks/soak_scale.py [--lengths 10s,5m,30m,4h,24h] [--repeat 1]
-        [--users 2700] [--master-intervals 43200] [--skip-master]
+    .venv/bin/python benchmarks/soak_scale.py [--cases 10s,5m,30m,4h,24h,4h:14:650]
+        [--repeat 3] [--users 2700] [--master-intervals 43200] [--skip-master]
 
-1. Judging and reporting. For each length, a synthetic run folder
+1. Judging and reporting. For each case, a synthetic run folder
    (``tests/scale/synthetic.py``: seeded, written through the plugin's own writer in the
-   streamed format, 2 s intervals, the scenarios' 14 request names and one more, 15 in all,
-   at PhonePe's real timing with ``--users`` users started at once: 2,700 make about 50
-   million requests a day), then the real CLI on it, each command in a child process:
-   ``paybench check RUN`` (read, judge, summary.json and the reports) and ``paybench
-   report RUN`` (read, judge, the reports again). Wall time and the child's peak resident
-   memory (``os.wait4``'s rusage, per child), the file's size and the build time are
-   printed as a table, then the cost of each length over the one before per thousand more
-   intervals: flat (or falling) when the cost grows linearly with the intervals.
+   streamed format, 2 s intervals, at PhonePe's real timing with all users started at
+   once): a length alone means the scenarios' 14 request names and one more, 15 in all,
+   with ``--users`` users (2,700 make about 50 million requests a day); ``LENGTH:14:USERS``
+   the 14 names with USERS users (``4h:14:650`` is 2 million requests in 4 h). Then the
+   real CLI on it, each command in a child process, ``--repeat`` times: ``paybench check
+   RUN`` (read, judge, summary.json and the reports) and ``paybench report RUN`` (read,
+   judge, the reports again). The best wall time of the repeats, that child's CPU time and
+   the highest peak resident memory (``os.wait4``'s rusage, per child), the file's size,
+   the build time and the load average are printed as a table; then each length's cost
+   above the shortest run's (start-up, imports and the charts: the same for any length)
+   per thousand intervals more: the same for every length when the cost grows linearly
+   with the intervals.
 2. The Locust master's memory over a run. ``--master-intervals`` intervals of the same 15
    keys at the same load fed through the plugin's own `Aggregator` as its tick does (apply,
    a progress line's figures, flush to the streamed file) in a child process, which
@@ -25,11 +29,9 @@ Every run builds the same data; the machine it ran on is printed before and afte
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,8 +63,8 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({model}), Python {sys.version.split()[0]}, load {load}"
 
 
-def timed_child(args: list[str]) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS MiB, exit code) of one ``paybench`` child process."""
+def timed_child(args: list[str]) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS MiB) of one ``paybench`` child process."""
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", *args],
@@ -80,7 +82,7 @@ def timed_child(args: list[str]) -> tuple[float, float, int]:
         proc.stderr.close()
     if proc.returncode not in (0, 1):
         raise SystemExit(f"paybench {' '.join(args)} exited {proc.returncode}: {stderr[-2000:]}")
-    return wall, usage.ru_maxrss / 1024.0, proc.returncode
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0
 
 
 def shapes() -> tuple:
@@ -93,53 +95,87 @@ def shapes() -> tuple:
     )
 
 
-def judging(lengths: list[tuple[str, float]], users: int, repeat: int) -> None:
-    from tests.scale.synthetic import build_run
+def parse_case(text: str, users: int) -> tuple[str, float, int, int]:
+    """``LENGTH`` or ``LENGTH:NAMES:USERS`` -> (label, seconds, names, users)."""
+    length, *rest = text.split(":")
+    seconds = parse_duration(length, "--cases")
+    if not rest:
+        return length, seconds, 15, users
+    if len(rest) != 2 or rest[0] not in ("14", "15") or not rest[1].isdigit():
+        raise SystemExit(f"--cases: {text!r} is not LENGTH or LENGTH:14:USERS (or :15:)")
+    return (
+        f"{length} ({rest[0]} names, {int(rest[1]):,} users)",
+        seconds,
+        int(rest[0]),
+        int(rest[1]),
+    )
+
+
+def best(runs: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """The fastest run's wall and CPU time, and the highest peak memory of all runs."""
+    wall, cpu, _ = min(runs)
+    return wall, cpu, max(r[2] for r in runs)
+
+
+def judging(cases: list[tuple[str, float, int, int]], repeat: int) -> None:
+    from tests.scale.synthetic import build_run, scenario_shapes
 
     print(
-        "| run length | intervals | interval histograms | requests | paybench.hdr.json | build "
-        "| check: wall | check: peak RSS | report: wall | report: peak RSS |"
+        "| run | intervals | interval histograms | requests | paybench.hdr.json | build "
+        "| check: wall (CPU) | check: peak RSS | report: wall (CPU) | report: peak RSS | load |"
     )
-    print("|---" * 10 + "|")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
     rows = []
     with tempfile.TemporaryDirectory(prefix="paybench-soak-scale-") as tmp:
-        for text, seconds in lengths:
-            run_dir = Path(tmp) / "runs" / f"20251126T090000Z-{int(seconds):06x}"
+        for number, (label, seconds, names, users) in enumerate(cases):
+            run_dir = Path(tmp) / "runs" / f"20251126T090000Z-{number:06x}"
             started = time.perf_counter()
             run = build_run(
-                run_dir, duration_s=seconds, users=users, spawn_rate=users, shapes=shapes()
+                run_dir,
+                duration_s=seconds,
+                users=users,
+                spawn_rate=users,
+                shapes=shapes() if names == 15 else scenario_shapes(),
             )
             build_s = time.perf_counter() - started
             size_mib = (run_dir / "paybench.hdr.json").stat().st_size / 2**20
             budgets = str(run_dir / "budgets.yaml")
-            checks = [
-                timed_child(["check", str(run_dir), "--budgets", budgets]) for _ in range(repeat)
-            ]
-            reports = [timed_child(["report", str(run_dir)]) for _ in range(repeat)]
-            check_s = statistics.median(c[0] for c in checks)
-            report_s = statistics.median(r[0] for r in reports)
-            rows.append((text, run.intervals, check_s, report_s))
+            load_before = os.getloadavg()[0]
+            check = best(
+                [timed_child(["check", str(run_dir), "--budgets", budgets]) for _ in range(repeat)]
+            )
+            report = best([timed_child(["report", str(run_dir)]) for _ in range(repeat)])
+            load = f"{load_before:.1f}-{os.getloadavg()[0]:.1f}"
+            if names == 15 and users == cases[0][3]:
+                rows.append((label, run.intervals, check[0], report[0], check[1], report[1]))
             print(
-                f"| {text} | {run.intervals:,} | {run.histograms:,} | {run.requests:,} "
-                f"| {size_mib:.1f} MiB | {build_s:.1f} s | {check_s:.1f} s "
-                f"| {max(c[1] for c in checks):.0f} MiB | {report_s:.1f} s "
-                f"| {max(r[1] for r in reports):.0f} MiB |",
+                f"| {label} | {run.intervals:,} | {run.histograms:,} | {run.requests:,} "
+                f"| {size_mib:.1f} MiB | {build_s:.1f} s | {check[0]:.1f} s ({check[1]:.1f} s) "
+                f"| {check[2]:.0f} MiB | {report[0]:.1f} s ({report[1]:.1f} s) "
+                f"| {report[2]:.0f} MiB | {load} |",
                 flush=True,
             )
             # A day's folder is about 150 MiB: one at a time on the disk.
             for path in sorted(run_dir.rglob("*"), reverse=True):
                 path.unlink() if path.is_file() else path.rmdir()
+            run_dir.rmdir()
     if len(rows) > 1:
+        # Over the shortest run (start-up, imports and the charts: the same for any length).
         print()
-        print("cost of each length over the one before, per 1,000 more intervals (linear: flat)")
+        print(
+            f"cost above the {rows[0][0]} run, per 1,000 intervals more than it "
+            "(linear in the intervals: the same for every length), wall (CPU)"
+        )
         print("| run length | check | report |")
         print("|---|--:|--:|")
-        for earlier, (text, intervals, check_s, report_s) in itertools.pairwise(rows):
-            _, before, check_0, report_0 = earlier
-            more = (intervals - before) / 1000.0
+        _, base, check_0, report_0, check_cpu_0, report_cpu_0 = rows[0]
+        for text, intervals, check_s, report_s, check_cpu, report_cpu in rows[1:]:
+            more = (intervals - base) / 1000.0
             print(
                 f"| {text} | {(check_s - check_0) / more:.2f} s "
-                f"| {(report_s - report_0) / more:.2f} s |"
+                f"({(check_cpu - check_cpu_0) / more:.2f} s) "
+                f"| {(report_s - report_0) / more:.2f} s "
+                f"({(report_cpu - report_cpu_0) / more:.2f} s) |"
             )
 
 
@@ -235,8 +271,8 @@ def master(intervals: int, users: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lengths", default="10s,5m,30m,4h,24h")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each command (median)")
+    parser.add_argument("--cases", default="10s,5m,30m,4h,24h,4h:14:650")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each command (best)")
     parser.add_argument("--users", type=int, default=USERS)
     parser.add_argument("--master-intervals", type=int, default=43_200)
     parser.add_argument("--skip-master", action="store_true")
@@ -245,10 +281,10 @@ def main() -> int:
     if args.feed:
         feed(args.feed, args.users)
         return 0
-    lengths = [(text, parse_duration(text, "--lengths")) for text in args.lengths.split(",")]
+    cases = [parse_case(text, args.users) for text in args.cases.split(",")]
     print(f"machine: {machine()}")
     print(f"load: {args.users:,} users, 15 request names, {INTERVAL_S:g} s intervals")
-    judging(lengths, args.users, args.repeat)
+    judging(cases, args.repeat)
     if not args.skip_master:
         master(args.master_intervals, args.users)
     print(f"machine after: {machine()}")

@@ -167,7 +167,48 @@ def _reply(reply: Any) -> NoReturn:
     help="Set a key of the reference target's model by its dotted path, e.g. "
     "latency_factor.checkout=1.15 (a calibrated step); repeatable.",
 )
+@click.option(
+    "--target-database-url",
+    default=None,
+    metavar="URL",
+    help="Run the built-in target on this PostgreSQL (postgresql://...) instead of SQLite "
+    "[env PAYBENCH_TARGET_DATABASE_URL].",
+)
+@click.option(
+    "--target-redis-url",
+    default=None,
+    metavar="URL",
+    help="Keep the built-in target's plan cache in this Redis (redis://...) instead of in "
+    "process [env PAYBENCH_TARGET_REDIS_URL].",
+)
 @click.option("--no-history", is_flag=True, help="Do not record the run in the history.")
+@click.option(
+    "--master",
+    "master",
+    is_flag=True,
+    help="Be the Locust master of `paybench worker` processes on other machines "
+    "(docs/distributed.md); not with --workers.",
+)
+@click.option(
+    "--expect-workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --master: start once this many workers passed the handshake [default: 1].",
+)
+@click.option(
+    "--expect-workers-timeout",
+    callback=_duration,
+    default=None,
+    help="With --master: give up (exit 3) when the workers have not joined by then, "
+    "e.g. 2m [default: 120s].",
+)
+@click.option(
+    "--master-bind",
+    default=None,
+    metavar="HOST:PORT",
+    help="With --master: where it listens for workers [default: 127.0.0.1:5557; "
+    "0.0.0.0:5557 for other machines].",
+)
 def run(
     profile: str | None,
     host: str | None,
@@ -183,7 +224,13 @@ def run(
     target_slowdown: float | None,
     target_error_rate: float | None,
     target_settings: tuple[str, ...],
+    target_database_url: str | None,
+    target_redis_url: str | None,
     no_history: bool,
+    master: bool,
+    expect_workers: int | None,
+    expect_workers_timeout: float | None,
+    master_bind: str | None,
 ) -> None:
     """Run a load profile, judge it against the budgets, write the reports."""
     from harness.commands.run import run as run_command
@@ -210,10 +257,45 @@ def run(
             locustfile=locustfile,
             target_config=target_config,
             target_overrides=overrides,
+            target_database_url=target_database_url,
+            target_redis_url=target_redis_url,
             history=not no_history,
             on_progress=lambda line: click.echo(line, err=True),
+            master=master,
+            expect_workers=expect_workers,
+            expect_workers_timeout_s=expect_workers_timeout,
+            master_bind=master_bind,
         )
     )
+
+
+@main.command()
+@click.option(
+    "--master",
+    "master",
+    required=True,
+    metavar="HOST[:PORT]",
+    help="The `paybench run --master` to join [port default: 5557].",
+)
+@click.option(
+    "--locustfile",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Scenario file; the same as the master's [default: locustfiles/payments.py].",
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Worker processes on this machine (Locust's --processes); 0 runs one.",
+)
+def worker(master: str, locustfile: Path | None, processes: int) -> None:
+    """Run Locust as a worker of a remote `paybench run --master` (exit codes: see
+    docs/distributed.md)."""
+    from harness.commands.worker import worker as worker_command
+
+    _reply(worker_command(master=master, locustfile=locustfile, processes=processes))
 
 
 @main.command()

@@ -7,7 +7,8 @@
 3. preflight (``harness.preflight``): the target answers what the scenarios need,
    else TargetError (exit 3);
 4. start Locust (``running``) and feed every progress line of ``paybench.live.jsonl`` to
-   the spec's watcher, which may stop the run; stop Locust at its deadline;
+   the spec's watcher and to its abort rules (``harness.core.abort``), either of which may
+   stop the run; stop Locust at its deadline;
 5. finish run.json: ``finished``, or ``incomplete`` with the reason (interrupted, stopped
    at the deadline, Locust's exit code), or ``failed`` with the error that ended it.
 
@@ -17,17 +18,26 @@ What a command does with the finished run (judge it, cut it into steps) is the c
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from harness import __version__
+from harness.core.abort import (
+    ABORT_EXTRA,
+    AbortRules,
+    AbortWatch,
+    IntervalFigures,
+    KeyFigures,
+    unwatched,
+)
 from harness.core.model import PreflightCheck
 from harness.errors import ConfigError, PaybenchError, TargetError
-from harness.locust_run import LocustOutcome, LocustPlan, log_tail, run_locust
+from harness.locust_run import LocustOutcome, LocustPlan, MasterPlan, log_tail, run_locust
 from harness.preflight import PAYMENTS_CHECKS, PREFLIGHT_TIMEOUT_S, preflight
 from harness.profiles import PROJECT_ROOT
 from harness.runfolder import (
@@ -73,6 +83,21 @@ class LocustOptions:
     stop_timeout_s: float | None = None
     extra_args: tuple[str, ...] = ()
     allow_hosts: tuple[str, ...] = ()  # the run's allow-list, enforced inside Locust
+    master: MasterPlan | None = None  # a master for `paybench worker`s (harness.distributed)
+
+
+@dataclass(frozen=True)
+class AbortPlan:
+    """The abort rules that watch a run (budgets.yaml ``abort:``) and when its steady
+    state begins: once ``steady_users`` run (the plan's users; None, for a load shape or
+    no plan: the first user), plus ``warmup_s``."""
+
+    rules: AbortRules
+    warmup_s: float = 0.0
+    steady_users: int | None = None
+    # The planned run time: an interval ending later is the stop's, never judged (a run
+    # that ran its time was not aborted by what its last lines say). None: no limit.
+    run_time_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -93,18 +118,29 @@ class RunSpec:
     host: str | None = None  # None: the reference target on loopback
     target_config: Path | None = None
     target_overrides: Mapping[str, Any] = field(default_factory=dict)
+    # The built-in target's back ends: a real PostgreSQL and Redis (None: SQLite, in-process).
+    target_database_url: str | None = None
+    target_redis_url: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     # What the target must answer before any load (harness.preflight).
     preflight_checks: tuple[PreflightCheck, ...] = PAYMENTS_CHECKS
     preflight_timeout_s: float = PREFLIGHT_TIMEOUT_S
     # Locust is stopped this long after it started; None: the run time plus STOP_GRACE_S.
     deadline_s: float | None = None
+    # Entered just before Locust starts, left once it exits: (url, target kind, run folder)
+    # -> the server metrics scraper (harness.server.scraper).
+    around_load: Callable[[str, str, Path], contextlib.AbstractContextManager[Any]] | None = None
+    abort: AbortPlan | None = None  # None: no abort rule watches the run
 
     @property
     def deadline(self) -> float | None:
         if self.deadline_s is not None:
             return self.deadline_s
-        return None if self.run_time_s is None else self.run_time_s + STOP_GRACE_S
+        if self.run_time_s is None:
+            return None
+        # A master first waits for its workers: that wait is not the run's time.
+        master = self.locust.master
+        return self.run_time_s + STOP_GRACE_S + (master.expect_workers_timeout_s if master else 0)
 
 
 @dataclass(frozen=True)
@@ -157,7 +193,11 @@ def locust_version() -> str | None:
 
 @contextlib.contextmanager
 def target_url(
-    host: str | None, target_config: Path | None, overrides: Mapping[str, Any]
+    host: str | None,
+    target_config: Path | None,
+    overrides: Mapping[str, Any],
+    database_url: str | None = None,
+    redis_url: str | None = None,
 ) -> Iterator[tuple[str, RunTarget]]:
     """The base URL to load and its kind: ``host`` itself, or a reference target started
     on loopback for the duration (and stopped after, whatever happens)."""
@@ -166,18 +206,33 @@ def target_url(
         return
     from harness.target.process import ReferenceTarget
 
-    with ReferenceTarget(config=target_config, overrides=dict(overrides)) as target:
+    with ReferenceTarget(
+        config=target_config,
+        overrides=dict(overrides),
+        database_url=database_url,
+        redis_url=redis_url,
+    ) as target:
         yield target.url, "reference"
 
 
-def execute(spec: RunSpec, watcher: Watcher | None = None, *, poll_s: float = 0.5) -> FinishedRun:
+def execute(
+    spec: RunSpec,
+    watcher: Watcher | None = None,
+    *,
+    poll_s: float = 0.5,
+    say: Callable[[str], None] | None = None,
+) -> FinishedRun:
     """Run ``spec`` from an empty run folder to a finished run.json (see the module doc).
+
+    ``say`` gets one line when an abort rule stops the run (the CLI's progress stream).
 
     Raises what ended the run early (TargetError for the target or Locust, StorageError
     for the disk), after recording it in run.json as far as the disk lets us; an exception
     paybench did not expect becomes an InternalError with its traceback in the run folder.
     """
     run_dir = create_run_dir(spec.out, spec.run_id)
+    if spec.abort is not None and spec.abort.rules.rules:
+        watcher = _Watchers(watcher, AbortWatcher(spec.abort, say))
     with bugs_reported_in(run_dir):
         record = _planned(spec)
         try:
@@ -188,10 +243,22 @@ def execute(spec: RunSpec, watcher: Watcher | None = None, *, poll_s: float = 0.
             # The run folder keeps the budgets it was judged against, for `paybench report`.
             write_atomic(run_dir / BUDGETS_SNAPSHOT, snapshot)
             write_run_record(run_dir, record)
-            with target_url(spec.host, spec.target_config, spec.target_overrides) as (url, kind):
+            around = contextlib.ExitStack()  # left before the target stops
+            with (
+                target_url(
+                    spec.host,
+                    spec.target_config,
+                    spec.target_overrides,
+                    spec.target_database_url,
+                    spec.target_redis_url,
+                ) as (url, kind),
+                around,
+            ):
                 record = replace(record, host=url, target=kind, extra=_extra(spec, kind))
                 record = _status(run_dir, record, "preflight")
                 preflight(url, spec.preflight_checks, spec.preflight_timeout_s)
+                if spec.around_load is not None:
+                    around.enter_context(spec.around_load(url, kind, run_dir))
                 record = _status(run_dir, record, "running")
                 outcome = run_locust(
                     _plan(spec, url, run_dir),
@@ -199,6 +266,9 @@ def execute(spec: RunSpec, watcher: Watcher | None = None, *, poll_s: float = 0.
                     poll_s=poll_s,
                     deadline_s=spec.deadline,
                 )
+                if spec.locust.master is not None:
+                    record = _distributed_facts(run_dir, record)
+                    _raise_if_called_off(record)
         except PaybenchError as e:
             _failed(run_dir, record, e.message)
             raise
@@ -248,8 +318,19 @@ def _planned(spec: RunSpec) -> RunRecord:
 def _extra(spec: RunSpec, kind: str) -> dict[str, Any]:
     extra = dict(spec.extra)
     if kind == "reference":
+        from harness.target import DATABASE_URL_ENV, REDIS_URL_ENV
+        from harness.target.db import redact
+
         extra["target_overrides"] = dict(spec.target_overrides)
         extra["target_config"] = str(spec.target_config) if spec.target_config else None
+        # Like the overrides, the back ends are part of the system measured: a run on
+        # PostgreSQL stays comparable with one on SQLite, and the change shows as one.
+        database = spec.target_database_url or os.environ.get(DATABASE_URL_ENV)
+        cache = spec.target_redis_url or os.environ.get(REDIS_URL_ENV)
+        extra["target_backend"] = {
+            "database": redact(database) if database else "sqlite",
+            "cache": redact(cache) if cache else "in-process",
+        }
     return extra
 
 
@@ -267,7 +348,28 @@ def _plan(spec: RunSpec, url: str, run_dir: Path) -> LocustPlan:
         stop_timeout_s=o.stop_timeout_s,
         extra_args=o.extra_args,
         allow_hosts=o.allow_hosts,
+        master=o.master,
     )
+
+
+def _distributed_facts(run_dir: Path, record: RunRecord) -> RunRecord:
+    """The master's handshake and totals (harness.distributed) in run.json's extra."""
+    from harness.distributed import read_facts
+
+    facts = read_facts(run_dir)
+    if facts is None:
+        return record
+    return replace(record, extra={**record.extra, "distributed": facts})
+
+
+def _raise_if_called_off(record: RunRecord) -> None:
+    """A run the master called off before any request: its error (exit 2 or 3)."""
+    from harness.distributed import refusal
+
+    refused = refusal(record.extra.get("distributed"))
+    if refused is not None:
+        code, message = refused
+        raise (ConfigError if code == 2 else TargetError)(message)
 
 
 def _status(run_dir: Path, record: RunRecord, status: str) -> RunRecord:
@@ -294,3 +396,102 @@ def _incomplete_reason(outcome: LocustOutcome, spec: RunSpec) -> str | None:
     if outcome.returncode not in (0, None):
         return f"Locust exited with code {outcome.returncode}"
     return None
+
+
+# -- abort rules ------------------------------------------------------------------------------
+
+
+class AbortWatcher:
+    """The run's abort rules on its live lines (``harness.core.abort.AbortWatch``): True,
+    once one fires, stops the run (one SIGINT: Locust stops its users, counts what is in
+    flight as cut off and writes every output, as at the end of its run time)."""
+
+    def __init__(self, plan: AbortPlan, say: Callable[[str], None] | None = None) -> None:
+        self.plan = plan
+        self.say = say
+        self.watch: AbortWatch | None = None
+        self._end_epoch: float | None = None  # the planned end of the run
+
+    @property
+    def fired(self) -> bool:
+        return self.watch is not None and self.watch.fired is not None
+
+    def feed(self, line: LiveLine) -> bool:
+        if self.watch is None:
+            interval_s = line.interval_s
+            if interval_s is None:
+                return False  # a line without the interval length: an older plugin
+            self.watch = AbortWatch(self.plan.rules, interval_s)
+        watch = self.watch
+        if watch.fired is not None:
+            return True
+        if self._end_epoch is None and self.plan.run_time_s is not None and line.epoch:
+            self._end_epoch = line.epoch - line.elapsed_s + self.plan.run_time_s
+        wanted = self.plan.steady_users
+        if line.epoch is not None and line.users >= (1 if wanted is None else max(wanted, 1)):
+            # The first line that has every user running: spawning completed by then.
+            watch.begin_steady(line.epoch + self.plan.warmup_s)
+        index = line.interval_index
+        if index is None or (
+            self._end_epoch is not None and (index + 1) * watch.interval_s > self._end_epoch
+        ):
+            return False
+        fired = watch.observe(interval_figures(line, index), line.elapsed_s)
+        if fired is None:
+            return False
+        if self.say is not None:
+            self.say(f"{fired.message}; stopping the run")
+        return True
+
+    def facts(self, stopped: bool = False) -> Mapping[str, Any]:
+        if self.watch is None:
+            why = "the live progress never gave the interval length (an older plugin)"
+            return {ABORT_EXTRA: unwatched(self.plan.rules, why).to_json()}
+        return {ABORT_EXTRA: self.watch.facts().to_json()}
+
+
+def interval_figures(line: LiveLine, index: int) -> IntervalFigures:
+    """Each request key's newest complete interval (``last``) of a live line; what is not
+    a well-formed figure is left out (progress is best effort, abort rules too)."""
+    keys: dict[str, KeyFigures] = {}
+    for key, figures in line.per_request.items():
+        last = figures.get("last") if isinstance(figures, Mapping) else None
+        if not isinstance(key, str) or not isinstance(last, Mapping):
+            continue
+        count, failures = last.get("count"), last.get("failures", 0)
+        if not _whole(count) or not _whole(failures) or failures > count:
+            continue
+        keys[key] = KeyFigures(
+            count=count,
+            failures=failures,
+            avg_ms=_ms(last.get("avg_ms")),
+            p95_ms=_ms(last.get("p95_ms")),
+        )
+    return IntervalFigures(index=index, keys=keys)
+
+
+def _whole(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _ms(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if 0 <= value < float("inf") else None
+
+
+class _Watchers:
+    """The command's watcher and the abort rules, fed the same lines."""
+
+    def __init__(self, main: Watcher | None, abort: AbortWatcher) -> None:
+        self.main = main
+        self.abort = abort
+
+    def feed(self, line: LiveLine) -> bool:
+        stop = self.main.feed(line) if self.main is not None else False
+        return self.abort.feed(line) or stop
+
+    def facts(self, stopped: bool) -> Mapping[str, Any]:
+        aborted = self.abort.fired
+        main = self.main.facts(stopped and not aborted) if self.main is not None else {}
+        return {**main, **self.abort.facts()}

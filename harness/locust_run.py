@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.errors import FormatError, TargetError
+from harness.errors import ConfigError, FormatError, TargetError
 from harness.runfolder import (
     CSV_PREFIX,
     LIVE_FILE,
@@ -56,6 +56,17 @@ class LocustPlan:
     extra_args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     allow_hosts: tuple[str, ...] = ()  # the run's allow-list, enforced by the plugin
+    # A master for workers on other machines (`paybench worker`): where it listens, how
+    # many workers it waits for and for how long (harness.distributed holds the start).
+    master: MasterPlan | None = None
+
+
+@dataclass(frozen=True)
+class MasterPlan:
+    bind_host: str = "127.0.0.1"
+    bind_port: int = 5557
+    expect_workers: int = 1
+    expect_workers_timeout_s: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,28 @@ class LocustOutcome:
     started_at: str
     ended_at: str
     command: tuple[str, ...]
+
+
+def parse_address(text: str, default_port: int, option: str) -> tuple[str, int]:
+    """``HOST[:PORT]`` (``[v6]:PORT`` for an IPv6 address) of ``option``, or a ConfigError."""
+    host, port = text.strip(), str(default_port)
+    if host.startswith("["):
+        inside, bracket, rest = host[1:].partition("]")
+        if not bracket:
+            raise ConfigError(f"{option} {text!r}: close the IPv6 address, e.g. [::1]:5557")
+        host = inside
+        if rest:
+            if not rest.startswith(":"):
+                raise ConfigError(f"{option} {text!r}: give HOST:PORT, e.g. 10.0.0.5:5557")
+            port = rest[1:]
+    elif host.count(":") == 1:
+        host, port = host.split(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(
+            f"{option} {text!r}: give HOST:PORT with a port from 1 to 65535, e.g. "
+            f"10.0.0.5:{default_port}"
+        )
+    return host, int(port)
 
 
 def build_command(plan: LocustPlan) -> list[str]:
@@ -116,8 +149,48 @@ def build_command(plan: LocustPlan) -> list[str]:
             "--master-port",
             port,
         ]
+    if plan.master is not None:
+        m = plan.master
+        cmd += [
+            "--master",
+            "--master-bind-host",
+            m.bind_host,
+            "--master-bind-port",
+            str(m.bind_port),
+            "--expect-workers",
+            str(m.expect_workers),
+            # Locust's own wait starts once harness.distributed has accepted the workers.
+            "--expect-workers-max-wait",
+            str(max(1, math.ceil(m.expect_workers_timeout_s))),
+        ]
     cmd += ["--paybench-allow-hosts", ",".join(plan.allow_hosts)] if plan.allow_hosts else []
     cmd += list(plan.extra_args)
+    return cmd
+
+
+def build_worker_command(
+    locustfile: Path, master_host: str, master_port: int, processes: int = 0
+) -> list[str]:
+    """``locust`` as a worker of a remote master (``paybench worker``): the master sends
+    the host, users, run time and paybench's options with its spawn message."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(locustfile),
+        "--worker",
+        "--master-host",
+        master_host,
+        "--master-port",
+        str(master_port),
+        "--exit-code-on-error",
+        "0",
+        "--loglevel",
+        "INFO",
+    ]
+    if processes > 0:
+        cmd += ["--processes", str(processes)]
     return cmd
 
 

@@ -63,6 +63,7 @@ from locust.runners import STATE_STOPPED, MasterRunner, WorkerRunner
 from locust.stats import StatsError
 from requests.exceptions import RequestException
 
+from harness import distributed
 from harness.core import stats
 from harness.core.hosts import (
     allowed_names,
@@ -818,6 +819,20 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     hooks.quit.add_listener(_guarded(_on_quit))
     if _STATE.role != "worker":
         atexit.register(_write_once)
+    _install_distributed(environment)
+
+
+def _install_distributed(environment: Any) -> None:
+    # The handshake, clock offsets and end-of-run totals of harness.distributed; last in
+    # init, so that its test_stop check runs after the wait for final data.
+    if _STATE.role == "worker" or (_STATE.role == "master" and _STATE.enabled):
+        distributed.install(
+            environment,
+            _STATE.role,
+            _STATE.directory,
+            warn=lambda message: _STATE.warnings.append(message),
+            aggregator=lambda: _STATE.aggregator,
+        )
 
 
 def _on_test_start(environment: Any, **_kw: Any) -> None:
@@ -970,6 +985,7 @@ def _send_final(runner: Any) -> None:
     recorder = _STATE.recorder
     payload = recorder.take(encode=True) if recorder is not None else {}
     payload["final"] = True
+    distributed.on_send_final(payload)
     runner.send_message(MSG_FINAL, payload)
     _STATE.final_sent = True
     _STATE.finals_sent += 1
@@ -1006,6 +1022,7 @@ def _on_final_message(environment: Any, msg: Any, **_kw: Any) -> None:
         _STATE.workers.add(str(payload.get("process", msg.node_id)))
         _STATE.aggregator.apply(payload)
     _STATE.finals.add(msg.node_id)
+    distributed.on_final_received(msg.node_id, payload)
 
 
 def _wait_for_final_data(runner: Any) -> None:
@@ -1018,7 +1035,7 @@ def _wait_for_final_data(runner: Any) -> None:
     stop_timeout = float(getattr(_STATE.environment, "stop_timeout", 0) or 0)
     deadline = time.monotonic() + stop_timeout + FINAL_WAIT_EXTRA_S
     while time.monotonic() < deadline:
-        missing = {c for c in expected if c not in _STATE.finals and c in runner.clients}
+        missing = {c for c in expected if c not in _STATE.finals and distributed.present(runner, c)}
         if not missing:
             break
         gevent.sleep(0.05)

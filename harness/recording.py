@@ -26,12 +26,12 @@ import os
 import secrets
 import time
 from array import array
-from collections.abc import Callable, ItemsView, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, NoReturn
 
 import numpy as np
 
@@ -60,6 +60,7 @@ from harness.core.stats.histogram import (
     MAX_PAYLOAD_BYTES,
     HistogramDecodeError,
     HistogramRows,
+    PercentileTable,
     decode_bodies,
     decoded_chunks,
     encode_histograms,
@@ -112,6 +113,10 @@ class IntervalSeries:
     ``bodies[offsets[r]:offsets[r + 1]]`` (no Histogram per interval: a day-long soak has
     hundreds of thousands) and decoded a chunk at a time when a window is read;
     ``percentiles_ns`` holds its `TIMELINE_PERCENTILES`, in that order (0 where empty).
+
+    Read lazily (``load_recording(..., lazy=True)``), its rows are checked (each histogram
+    holds its count) and their percentiles filled as they are first decoded, so that
+    judging decodes each interval once; `check` decodes the rest.
     """
 
     index: np.ndarray
@@ -124,16 +129,47 @@ class IntervalSeries:
     bodies: bytes | bytearray = field(repr=False)
     offsets: np.ndarray = field(repr=False)
     percentiles_ns: np.ndarray = field(repr=False)
+    pending: _RowCheck | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.index.size)
 
     def chunks(self, first: int, last: int) -> Iterator[tuple[int, HistogramRows]]:
         """Rows ``first`` to ``last - 1`` decoded a chunk at a time: (the chunk's first row,
-        its histograms)."""
+        its histograms). Rows not checked yet are checked first (FormatError)."""
         if last <= first:
             return
-        for start, rows in decoded_chunks(self.bodies, self.offsets[first : last + 1]):
+        pending = self.pending
+        if pending is not None and pending.upto < first:
+            for _ in self._decoded(pending.upto, first):
+                pass  # the rows before the window: checked, not read
+        yield from self._decoded(first, last)
+
+    def check(self) -> None:
+        """Check every row not checked yet (FormatError naming the first that is wrong)."""
+        pending = self.pending
+        if pending is not None and pending.upto < len(self):
+            for _ in self._decoded(pending.upto, len(self)):
+                pass
+
+    @property
+    def checked(self) -> bool:
+        return self.pending is None or self.pending.upto >= len(self)
+
+    def _decoded(self, first: int, last: int) -> Iterator[tuple[int, HistogramRows]]:
+        pending = self.pending
+        chunks = decoded_chunks(self.bodies, self.offsets[first : last + 1])
+        while True:
+            try:
+                start, rows = next(chunks)
+            except StopIteration:
+                return
+            except HistogramDecodeError as e:
+                if pending is None:
+                    raise
+                pending.fail(first + e.row, e.reason)
+            if pending is not None and first + start + rows.rows > pending.upto:
+                pending.rows(self, first + start, rows)
             yield first + start, rows
 
     def histograms(self, first: int = 0, last: int | None = None) -> tuple[Histogram, ...]:
@@ -142,6 +178,39 @@ class IntervalSeries:
         return tuple(
             rows.histogram(r) for _, rows in self.chunks(first, last) for r in range(rows.rows)
         )
+
+
+class _RowCheck:
+    """What a series' rows must hold, checked in row order as they are decoded: each
+    histogram holds its row's count; each checked row's percentiles are filled in."""
+
+    def __init__(self, counts: np.ndarray, where: Callable[[int], Field]) -> None:
+        self.counts = counts
+        self.where = where  # a row -> the field its histogram is
+        self.upto = 0  # rows [0, upto) are checked
+
+    def fail(self, row: int, reason: str) -> NoReturn:
+        self.where(row).at("histogram").fail(reason)
+
+    def rows(self, series: IntervalSeries, start: int, rows: HistogramRows) -> None:
+        """The decoded rows ``start`` .. ``start + rows.rows - 1`` of ``series``."""
+        if start > self.upto:
+            return  # out of order (another reader): `check` decodes them again in order
+        if start < self.upto:
+            rows = rows.slice(self.upto - start, rows.rows)
+            start = self.upto
+        held = rows.totals()
+        wrong = np.flatnonzero(held != self.counts[start : start + rows.rows])
+        if wrong.size:
+            r = int(wrong[0])
+            self.fail(
+                start + r,
+                f"holds {int(held[r])} latencies where count is {int(self.counts[start + r])}",
+            )
+        series.percentiles_ns[start : start + rows.rows] = rows.percentiles_ns(
+            tuple(TIMELINE_PERCENTILES.values())
+        )
+        self.upto = start + rows.rows
 
 
 @dataclass(frozen=True, eq=False)
@@ -291,6 +360,13 @@ class Recording:
     def entry(self, key: str) -> EntryData | None:
         return next((e for e in self.entries if e.key == key), None)
 
+    def check(self) -> Recording:
+        """Every interval histogram checked (a lazy read's not read yet are decoded now):
+        FormatError naming the first that does not hold its count. Returns itself."""
+        for entry in (*self.entries, *self.paced.entries):
+            entry.intervals.check()
+        return self
+
     # -- request statistics ------------------------------------------------------------
 
     def request_stats(
@@ -385,6 +461,7 @@ class Recording:
 
     def timeline(self) -> tuple[IntervalPoint, ...]:
         """One point per interval of any key (flows' percentiles included)."""
+        self.check()  # every percentile filled in
         entries = self.entries
         indices = [e.intervals.index for e in entries]
         every = np.unique(np.concatenate(indices)) if indices else np.zeros(0, np.int64)
@@ -403,7 +480,7 @@ class Recording:
             values_ms[i, at] = series.percentiles_ns / NS_PER_MS
         starts = every * self.interval_s
         users = self._users_during_each(starts, starts + self.interval_s)
-        table = _TimelineTable(tuple(e.key for e in entries), labels, values_ms, present)
+        table = PercentileTable(tuple(e.key for e in entries), labels, values_ms, present)
         origin = self.test_start_epoch
         shifted = starts - origin if origin is not None else starts
         return tuple(
@@ -413,7 +490,7 @@ class Recording:
                 users=n_users,
                 requests=n_requests,
                 failures=n_failures,
-                percentiles_ms=_PointPercentiles(table, column),
+                percentiles_ms=table.point(column),
             )
             for column, (start_s, n_users, n_requests, n_failures) in enumerate(
                 zip(
@@ -786,71 +863,6 @@ def _window_stats(
     return _Window(requests, combine_stats(parts, duration_s, aggregate.result()))
 
 
-@dataclass(frozen=True, eq=False)
-class _TimelineTable:
-    """Every timeline point's percentiles: keys x points x labels, in milliseconds."""
-
-    keys: tuple[str, ...]
-    labels: tuple[str, ...]
-    values_ms: np.ndarray
-    present: np.ndarray  # keys x points: the key saw a request in that interval
-
-    @cached_property
-    def position(self) -> dict[str, int]:
-        return {key: i for i, key in enumerate(self.keys)}
-
-
-class _PointPercentiles(Mapping[str, Mapping[str, float]]):
-    """One timeline point's ``{request key: {"p50": ms, ...}}``, read from the shared table
-    (a day-long soak has tens of thousands of points: no dictionaries kept per point)."""
-
-    __slots__ = ("_column", "_table")
-
-    def __init__(self, table: _TimelineTable, column: int) -> None:
-        self._table = table
-        self._column = column
-
-    def __getitem__(self, key: str) -> Mapping[str, float]:
-        table = self._table
-        i = table.position.get(key)
-        if i is None or not table.present[i, self._column]:
-            raise KeyError(key)
-        return dict(zip(table.labels, table.values_ms[i, self._column].tolist(), strict=True))
-
-    def __iter__(self) -> Iterator[str]:
-        table = self._table
-        return (table.keys[i] for i in np.flatnonzero(table.present[:, self._column]).tolist())
-
-    def items(self) -> ItemsView[str, Mapping[str, float]]:
-        return _PointItems(self)
-
-    def pairs(self) -> list[tuple[str, dict[str, float]]]:
-        """Every (key, percentiles) of the point, read from the table in one step."""
-        table, column = self._table, self._column
-        rows = np.flatnonzero(table.present[:, column])
-        labels, keys = table.labels, table.keys
-        values = table.values_ms[rows, column].tolist()
-        return [
-            (keys[i], dict(zip(labels, v, strict=True)))
-            for i, v in zip(rows.tolist(), values, strict=True)
-        ]
-
-    def __len__(self) -> int:
-        return int(np.count_nonzero(self._table.present[:, self._column]))
-
-    def __repr__(self) -> str:
-        return repr(dict(self.items()))
-
-
-class _PointItems(ItemsView[str, Mapping[str, float]]):
-    """A point's items in one read of the table (the report reads every point's)."""
-
-    _mapping: _PointPercentiles
-
-    def __iter__(self) -> Iterator[tuple[str, Mapping[str, float]]]:
-        return iter(self._mapping.pairs())
-
-
 # -- reading --------------------------------------------------------------------------------
 #
 # A recording may come from anywhere (a CI artefact): every field is checked for its type
@@ -869,8 +881,14 @@ ROW_COLUMNS = ("key", "count", "failures", "cut_off", "sum_ns", "min_ns", "max_n
 TABLES = ("entries", "paced")  # a key's table: the requests, or the paced users' latencies
 
 
-def load_recording(path: Path) -> Recording:
-    """Read a ``paybench.hdr.json``; FormatError (naming the file) when it cannot be used."""
+def load_recording(path: Path, *, lazy: bool = False) -> Recording:
+    """Read a ``paybench.hdr.json``; FormatError (naming the file) when it cannot be used.
+
+    Every interval histogram is decoded to check it (it holds its count) and for its
+    percentiles. ``lazy``: each is checked when a window (or `Recording.check`) first
+    decodes it instead, so that judging decodes every interval once; FormatError then
+    comes from the first read that meets a damaged one (`Recording.check` reads all).
+    """
     path = Path(path)
     if not path.exists():
         raise FormatError(f"{path}: cannot read the recording: no such file")
@@ -880,11 +898,11 @@ def load_recording(path: Path) -> Recording:
         if head is not None:
             reader = _LinesReader(path, head)
             reader.read(f)
-            return reader.recording()
+            return reader.recording(lazy=lazy)
     doc = parse_json(
         read_bytes(path, MAX_RECORDING_BYTES), str(path), "a readable paybench recording"
     )
-    return parse_recording(doc, path)
+    return parse_recording(doc, path, lazy=lazy)
 
 
 def _header_line(first: bytes, path: Path) -> dict[str, Any] | None:
@@ -914,7 +932,7 @@ def _check_version(version: int, path: Path) -> None:
         raise FormatError(f"{path}: format version {_brief(version)} is not a known version")
 
 
-def parse_recording(doc: Any, path: Path) -> Recording:
+def parse_recording(doc: Any, path: Path, *, lazy: bool = False) -> Recording:
     """A version-1 recording (one JSON document) already parsed into ``doc``."""
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise FormatError(f'{path}: not a paybench recording (no "format": "{FORMAT}")')
@@ -928,7 +946,7 @@ def parse_recording(doc: Any, path: Path) -> Recording:
             f"{DAMAGED}"
         )
     _check_layout(doc, path)
-    return _parse_v1(doc, path)
+    return _parse_v1(doc, path, lazy)
 
 
 def _check_layout(doc: Mapping[str, Any], path: Path) -> None:
@@ -1037,7 +1055,7 @@ def _in_epoch_order(users: Sequence[UsersSample]) -> tuple[UsersSample, ...]:
     return tuple(sorted(users, key=lambda s: s.epoch))
 
 
-def _parse_v1(doc: Mapping[str, Any], path: Path) -> Recording:
+def _parse_v1(doc: Mapping[str, Any], path: Path, lazy: bool = False) -> Recording:
     top = Obj(doc, Field(str(path)))
     interval_s = _interval_s(top)
     start, stop = _run_times(top)
@@ -1045,7 +1063,7 @@ def _parse_v1(doc: Mapping[str, Any], path: Path) -> Recording:
     paced = top.obj("paced", optional=True)
     entries = _parse_entries(top, "entries", optional=False)
     paced_entries = _parse_entries(paced, "entries")
-    built = _finish_entries([*entries, *paced_entries], interval_s, start, stop)
+    built = _finish_entries([*entries, *paced_entries], interval_s, start, stop, lazy)
     return Recording(
         path=path,
         interval_s=interval_s,
@@ -1170,8 +1188,9 @@ class _SeriesBuilder:
         self.bodies += body
         self.offsets.append(len(self.bodies))
 
-    def series(self) -> IntervalSeries:
-        """The rows in interval order (rows of the same interval added), each checked."""
+    def series(self, lazy: bool = False) -> IntervalSeries:
+        """The rows in interval order (rows of the same interval added), each checked, or,
+        ``lazy``, to be checked as they are first decoded (`IntervalSeries.check`)."""
         table = np.frombuffer(self.rows, dtype=np.int64).reshape(-1, 9) if self.rows else None
         if table is None:
             table = np.zeros((0, 9), dtype=np.int64)
@@ -1190,55 +1209,20 @@ class _SeriesBuilder:
             bodies = b"".join(pieces)
             offsets = np.concatenate(([0], np.cumsum([len(p) for p in pieces]))).astype(np.int64)
             index = cols[0]
-        percentiles = self._checked(cols[1], origin, bodies, offsets)
-        if index.size and bool(np.any(index[1:] == index[:-1])):
+        percentiles = np.zeros((index.size, len(TIMELINE_PERCENTILES)), dtype=np.int64)
+        check = _RowCheck(cols[1], lambda row: self._where(origin, row))
+        series = _series_of(cols, bodies, offsets, percentiles, check)
+        repeats = bool(index.size) and bool(np.any(index[1:] == index[:-1]))
+        if not lazy or repeats:
+            # Rows of one interval are checked one by one before they are added up.
+            series.check()
+        if repeats:
             cols, origin, bodies, offsets, percentiles = self._merged_repeats(
                 cols, origin, bodies, offsets
             )
+            series = _series_of(cols, bodies, offsets, percentiles, None)
         self.sorted_origin = origin
-        index, count, failures, cut_off, sum_ns, min_ns, max_ns = cols
-        return IntervalSeries(
-            index=index,
-            count=count,
-            failures=failures,
-            cut_off=cut_off,
-            sum_ns=sum_ns,
-            min_ns=min_ns,
-            max_ns=max_ns,
-            bodies=bodies,
-            offsets=offsets,
-            percentiles_ns=percentiles,
-        )
-
-    def _checked(
-        self,
-        counts: np.ndarray,
-        origin: list[np.ndarray],
-        bodies: bytes | bytearray,
-        offsets: np.ndarray,
-    ) -> np.ndarray:
-        """Decode every row once: each must hold its count. Returns their percentiles."""
-        percentiles = np.zeros((counts.size, len(TIMELINE_PERCENTILES)), dtype=np.int64)
-        chunks = decoded_chunks(bodies, offsets)
-        while True:
-            try:
-                start, rows = next(chunks)
-            except StopIteration:
-                break
-            except HistogramDecodeError as e:
-                self._where(origin, e.row).at("histogram").fail(e.reason)
-            held = rows.totals()
-            expected = counts[start : start + rows.rows]
-            wrong = np.flatnonzero(held != expected)
-            if wrong.size:
-                r = int(wrong[0])
-                self._where(origin, start + r).at("histogram").fail(
-                    f"holds {int(held[r])} latencies where count is {int(expected[r])}"
-                )
-            percentiles[start : start + rows.rows] = rows.percentiles_ns(
-                tuple(TIMELINE_PERCENTILES.values())
-            )
-        return percentiles
+        return series
 
     def _where(self, origin: list[np.ndarray], row: int) -> Field:
         return self.where(int(origin[0][row]), int(origin[1][row]))
@@ -1282,60 +1266,97 @@ class _SeriesBuilder:
         return new_cols, new_origin, new_bodies, new_offsets, percentiles
 
 
+def _series_of(
+    cols: Sequence[np.ndarray],
+    bodies: bytes | bytearray,
+    offsets: np.ndarray,
+    percentiles: np.ndarray,
+    pending: _RowCheck | None,
+) -> IntervalSeries:
+    index, count, failures, cut_off, sum_ns, min_ns, max_ns = cols
+    return IntervalSeries(
+        index=index,
+        count=count,
+        failures=failures,
+        cut_off=cut_off,
+        sum_ns=sum_ns,
+        min_ns=min_ns,
+        max_ns=max_ns,
+        bodies=bodies,
+        offsets=offsets,
+        percentiles_ns=percentiles,
+        pending=pending,
+    )
+
+
 def _finish_entries(
     builders: Sequence[_SeriesBuilder],
     interval_s: float,
     start: float | None,
     stop: float | None,
+    lazy: bool = False,
 ) -> tuple[EntryData, ...]:
-    """Every key's series, checked: in the run, adding up to the whole-run figures."""
-    out = []
+    """Every key's series, checked: in the run, adding up to the whole-run figures.
+
+    ``lazy``: the interval histograms are checked when first decoded; a file refused here
+    is refused with the error an eager read gives first (the histograms read before it
+    are checked first)."""
+    out: list[EntryData] = []
     for builder in builders:
-        series = builder.series()
-        totals = builder.totals
-        assert totals is not None
-        if start is not None and stop is not None and len(series):
-            begins = series.index * interval_s
-            outside = np.flatnonzero(
-                (begins < start - _INTERVAL_SLACK_S) | (begins > stop + _INTERVAL_SLACK_S)
-            )
-            if outside.size:
-                r = int(outside[0])
-                origin = builder.sorted_origin
-                builder.where_index(int(origin[0][r]), int(origin[1][r])).fail(
-                    f"interval {int(series.index[r])} begins at {float(begins[r]):.6g} s, "
-                    f"outside the run ({start:.6g} to {stop:.6g} s since 1970)"
-                )
-        if len(series):
-            # The plugin adds every request to its interval and to the whole run alike.
-            for label, whole, column in (
-                ("count", totals.count, series.count),
-                ("failures", totals.failures, series.failures),
-                ("cut_off", totals.cut_off, series.cut_off),
-                ("sum_ns", totals.sum_ns, series.sum_ns),
-            ):
-                part = sum(column.tolist())  # Python ints: no overflow
-                if whole != part:
-                    totals.where.at(label).fail(
-                        f"{whole} is not the sum of its intervals' ({part})"
-                    )
-        out.append(
-            EntryData(
-                request_type=builder.request_type,
-                name=builder.name,
-                count=totals.count,
-                failures=totals.failures,
-                cut_off=totals.cut_off,
-                sum_ns=totals.sum_ns,
-                min_ns=totals.min_ns,
-                max_ns=totals.max_ns,
-                histogram=_whole_histogram(
-                    totals.encoded, totals.count, totals.where.at("histogram")
-                ),
-                intervals=series,
-            )
-        )
+        series = builder.series(lazy=lazy)
+        try:
+            out.append(_finished_entry(builder, series, interval_s, start, stop))
+        except FormatError:
+            for earlier in (*(e.intervals for e in out), series):
+                earlier.check()
+            raise
     return tuple(out)
+
+
+def _finished_entry(
+    builder: _SeriesBuilder,
+    series: IntervalSeries,
+    interval_s: float,
+    start: float | None,
+    stop: float | None,
+) -> EntryData:
+    totals = builder.totals
+    assert totals is not None
+    if start is not None and stop is not None and len(series):
+        begins = series.index * interval_s
+        outside = np.flatnonzero(
+            (begins < start - _INTERVAL_SLACK_S) | (begins > stop + _INTERVAL_SLACK_S)
+        )
+        if outside.size:
+            r = int(outside[0])
+            origin = builder.sorted_origin
+            builder.where_index(int(origin[0][r]), int(origin[1][r])).fail(
+                f"interval {int(series.index[r])} begins at {float(begins[r]):.6g} s, "
+                f"outside the run ({start:.6g} to {stop:.6g} s since 1970)"
+            )
+    if len(series):
+        # The plugin adds every request to its interval and to the whole run alike.
+        for label, whole, column in (
+            ("count", totals.count, series.count),
+            ("failures", totals.failures, series.failures),
+            ("cut_off", totals.cut_off, series.cut_off),
+            ("sum_ns", totals.sum_ns, series.sum_ns),
+        ):
+            part = sum(column.tolist())  # Python ints: no overflow
+            if whole != part:
+                totals.where.at(label).fail(f"{whole} is not the sum of its intervals' ({part})")
+    return EntryData(
+        request_type=builder.request_type,
+        name=builder.name,
+        count=totals.count,
+        failures=totals.failures,
+        cut_off=totals.cut_off,
+        sum_ns=totals.sum_ns,
+        min_ns=totals.min_ns,
+        max_ns=totals.max_ns,
+        histogram=_whole_histogram(totals.encoded, totals.count, totals.where.at("histogram")),
+        intervals=series,
+    )
 
 
 def _whole_histogram(text: str, count: int, where: Field) -> Histogram:
@@ -1508,7 +1529,7 @@ class _LinesReader:
             builder.bodies += body
             builder.offsets.append(len(builder.bodies))
 
-    def recording(self) -> Recording:
+    def recording(self, lazy: bool = False) -> Recording:
         end = self.end
         assert end is not None
         start, stop = _run_times(end)
@@ -1527,7 +1548,7 @@ class _LinesReader:
         for number, builder in enumerate(self.builders):
             if builder.totals is None:
                 whole_at.fail(f"no whole-run row for key {number} ({show(builder.key)})")
-        built = _finish_entries(self.builders, self.interval_s, start, stop)
+        built = _finish_entries(self.builders, self.interval_s, start, stop, lazy)
         entries = tuple(e for e, t in zip(built, self.tables, strict=True) if t == "entries")
         paced_entries = tuple(e for e, t in zip(built, self.tables, strict=True) if t == "paced")
         paced = end.obj("paced", optional=True)

@@ -98,7 +98,8 @@ def _from_recording(
 ) -> RunResult:
     from harness.recording import generator_unreliable_reasons, load_recording
 
-    rec = load_recording(run_dir / HDR_FILE)
+    # Lazy: each interval is checked as the windows decode it (once), the rest by timeline.
+    rec = load_recording(run_dir / HDR_FILE, lazy=True)
     start = rec.test_start_epoch
     if start is None:
         raise FormatError(

@@ -474,6 +474,15 @@ class LiveLine:
     epoch: float | None = None
     cut_off: int = 0
     interval_index: int | None = None
+    interval_start_epoch: float | None = None  # interval_index x the histogram interval
+
+    @property
+    def interval_s(self) -> float | None:
+        """The histogram interval, as the plugin's line gives it (None: an older line)."""
+        index, start = self.interval_index, self.interval_start_epoch
+        if index is None or start is None or index <= 0 or not start > 0:
+            return None
+        return round(start / index, 9)
 
 
 def read_live(path: Path, offset: int) -> tuple[list[LiveLine], int]:
@@ -513,6 +522,7 @@ def _live_line(doc: Mapping[str, Any]) -> LiveLine | None:
     per_request = doc.get("per_request", doc.get("keys"))
     epoch = doc.get("epoch")
     index = doc.get("interval_index")
+    start = doc.get("interval_start_epoch")
     try:
         return LiveLine(
             elapsed_s=float(doc.get("elapsed_s", 0.0)),
@@ -526,6 +536,7 @@ def _live_line(doc: Mapping[str, Any]) -> LiveLine | None:
             interval_index=index
             if isinstance(index, int) and not isinstance(index, bool)
             else None,
+            interval_start_epoch=float(start) if _is_number(start) else None,
         )
     except (TypeError, ValueError):
         return None  # not a progress line of this plugin: progress is best effort

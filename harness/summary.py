@@ -5,7 +5,9 @@ Format history (``format_version``):
    a file without a positive whole version is damaged, not older. Added since, readable
    by every version-1 reader: the budget status ``inconclusive`` (a regression budget the
    run has too few samples to judge) and ``verdict.notes`` (what the history says beside
-   the budgets, such as a new level nobody accepted; an empty list when nothing).
+   the budgets, such as a new level nobody accepted; an empty list when nothing), and
+   ``abort`` (null for a run no abort rule watched; else ``aborted``, and for an aborted
+   run the rule, request, value and message: harness.core.abort.AbortFacts).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core import metrics as registry
+from harness.core.abort import abort_facts
 from harness.core.model import BudgetResult, RequestStats, RunResult, Verdict
 from harness.errors import FormatError
 from harness.inputs import load_json, show
@@ -97,6 +100,7 @@ def build_summary(result: RunResult, verdict: Verdict, exit_code: int) -> dict[s
         "requests": [request_row(r) for r in result.requests],
         "ramp": [request_row(r) for r in result.ramp],
         "locust": [request_row(r) for r in result.locust_requests],
+        "abort": facts.to_json() if (facts := abort_facts(result.meta.extra)) else None,
     }
 
 

@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.config import load_budgets
+from harness.core.abort import with_abort
 from harness.core.evaluate import evaluate, exit_code, format_verdict_table
 from harness.core.model import Budgets, RunResult, Verdict
+from harness.core.server_eval import with_server_results
 from harness.errors import EXIT_INTERRUPTED, ConfigError, StorageError
 from harness.results import read_meta, read_run
 from harness.runfolder import SUMMARY_FILE, bugs_reported_in, write_baseline
+from harness.server.results import server_results
 from harness.summary import write_summary
 
 
@@ -94,7 +97,8 @@ def judge(
             store, unusable = None, e.message
     if baseline is not None:
         write_baseline(run_dir, baseline)
-    verdict = evaluate(result, budgets, baseline)
+    verdict = with_abort(evaluate(result, budgets, baseline), result.meta.extra)
+    verdict = with_server_results(verdict, server_results(run_dir, result, budgets))
     code = EXIT_INTERRUPTED if interrupted else exit_code(verdict)
     write_summary(run_dir, result, verdict, code)
     from harness.report import write_reports

@@ -32,7 +32,7 @@ from harness.errors import ConfigError
 
 # History of the format:
 #   1: requests, run, steady_state, hosts, capacity, baseline, regressions, profiles;
-#      preflight added later (optional: an older paybench calls it an unknown key).
+#      preflight and abort added later (optional: an older paybench calls them unknown keys).
 FORMAT_VERSION = 1
 
 TOP_KEYS = (
@@ -46,9 +46,22 @@ TOP_KEYS = (
     "regressions",
     "profiles",
     "preflight",
+    "sources",
+    "server",
+    "abort",
 )
 # hosts stays global: which machines may be loaded does not depend on the load profile.
-PROFILE_KEYS = ("requests", "run", "steady_state", "capacity", "baseline", "regressions")
+# So do sources (harness.core.server_budgets); their budgets (server) do not.
+PROFILE_KEYS = (
+    "requests",
+    "run",
+    "steady_state",
+    "capacity",
+    "baseline",
+    "regressions",
+    "server",
+    "abort",
+)
 REGRESSION_KEYS = ("requests", "run")
 STEADY_STATE_KEYS = ("warmup",)
 HOSTS_KEYS = ("allow",)
@@ -341,8 +354,10 @@ def _parse_metric(ctx: _Ctx, name: str) -> str:
     """A metric name -> its canonical spelling (``p95.0`` -> ``p95``)."""
     # One spelling per metric, so that overrides and baselines find each other.
     found = registry.lookup(name)
-    if found is not None:
+    if found is not None and found.source == "client":
         return found.name
+    if found is not None:
+        ctx.fail(f"{name!r} is a server metric", "budget it under server.SOURCE (docs/budgets.md)")
     m = _PERCENTILE.fullmatch(name)
     if m and float(m.group(1)) == 100:
         ctx.fail(f"{name!r} is the slowest request", "use max")
@@ -894,6 +909,7 @@ def parse_budgets(
         preflight = _preflight(ctx.at("preflight"), data["preflight"], hosts)
 
     layers: dict[str, _Layer] = {}
+    server_overrides: dict[str, Any] = {}
     if "profiles" in data:
         pctx = ctx.at("profiles")
         sections = _mapping(pctx, data["profiles"], None, "add a profile, e.g. smoke:")
@@ -908,6 +924,8 @@ def parse_budgets(
                 )
             body = _mapping(nctx, section, PROFILE_KEYS, "add overrides such as requests:")
             layers[name] = _layer(nctx, body, known_keys, in_profile=True)
+            if "server" in body:
+                server_overrides[name] = body["server"]
 
     # Build every profile now so that a bad override fails whichever profile was asked for.
     built = {
@@ -927,10 +945,20 @@ def parse_budgets(
             defaults.expected_peak_rps,
             profile,
         )
-    if not result.budgets and not result.regressions:
+    # Lazily: server_budgets builds on this module's helpers.
+    from harness.core.server_budgets import parse_server
+
+    server = parse_server(ctx, data, server_overrides, profile)
+    if server is not None:
+        result = replace(result, server=server)
+    if not result.budgets and not result.regressions and not (server and server.budgets):
         where = ctx.at("profiles", profile) if profile in built else ctx.at("requests")
         what = f"no budgets for profile {profile!r}" if profile else "no budgets"
         where.fail(
             what, "add budgets under requests: or run: (a run with no budget proves nothing)"
         )
+    # Lazily: harness.core.abort_rules reads this module's helpers.
+    from harness.core.abort_rules import with_abort_rules
+
+    result = with_abort_rules(ctx, data, result, defaults.budgets, built, known_keys)
     return result if preflight is None else replace(result, preflight=preflight)

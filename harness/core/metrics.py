@@ -15,7 +15,12 @@ Percentiles are a family: ``pNN`` / ``pNN.N`` for any percent strictly between 0
 (``p95.0`` is ``p95``). The history stores the percentiles of ``STORED_PERCENTILES``.
 
 A metric from another source (a server's CPU %, a cache hit rate) is one more entry in
-``_NAMED`` with its own ``source``; the rest follows from its kind and direction.
+``_SERVER`` with ``source="server"``; the rest follows from its kind and direction. Server
+metrics are budgeted under budgets.yaml's ``server:`` section only (their formulas over each
+source's series are ``harness.core.server_budgets``'); each may carry a statistic over the
+window's samples (``cpu_percent.max``, ``memory_percent.p95``), and a raw expression over a
+source's series (``rate(redis_evicted_keys_total{})``) is a server metric too, a bare number
+in the series' own unit.
 """
 
 from __future__ import annotations
@@ -31,16 +36,27 @@ from typing import Any, Literal
 #   percent  a share, "< 1%", between 0 and 100
 #   rate     per second, a bare number: ">= 5"
 #   count    a whole number: ">= 100"
-Kind = Literal["latency", "percent", "rate", "count"]
+#   number   a bare number, whole or not: ">= 0.99" (server metrics only)
+#   size     memory, "< 512MiB" / "< 2GiB", stored in MiB (server metrics only)
+Kind = Literal["latency", "percent", "rate", "count", "number", "size"]
 Better = Literal["lower", "higher"]
-Source = Literal["client"]
+Source = Literal["client", "server"]
 
-KIND_UNITS: dict[str, str] = {"latency": "ms", "percent": "%", "rate": "req/s", "count": "requests"}
+KIND_UNITS: dict[str, str] = {
+    "latency": "ms",
+    "percent": "%",
+    "rate": "req/s",
+    "count": "requests",
+    "number": "",
+    "size": "MiB",
+}
 _EXAMPLES: dict[str, str] = {
     "latency": '"< 800ms"',
     "percent": '"< 1%"',
     "rate": '">= 5"',
     "count": '">= 100"',
+    "number": '">= 0.99"',
+    "size": '"< 512MiB"',
 }
 
 # The percentiles every run keeps in the history (request_metrics columns); a new one here
@@ -148,6 +164,40 @@ _NAMED: tuple[Metric, ...] = (
 )
 NAMED: dict[str, Metric] = {m.name: m for m in _NAMED}
 
+# The checklist's server numbers, over the standard names of each kind of source
+# (harness.core.server_budgets holds the formulas). Not in the history (no column yet).
+_SERVER_ROWS: tuple[tuple[str, Kind, Better, str, str], ...] = (
+    ("cpu_percent", "percent", "lower", "CPU", "CPU (percent of one core)"),
+    ("memory_percent", "percent", "lower", "memory", "memory (percent of the limit)"),
+    ("memory_bytes", "size", "lower", "memory", "resident memory"),
+    ("cache_hit_rate", "percent", "higher", "hit rate", "cache hit rate"),
+    ("query_time_avg", "latency", "lower", "query time", "average query time"),
+    ("pool_usage_percent", "percent", "lower", "pool", "connection pool usage"),
+    (
+        "emails_per_completed_payment",
+        "number",
+        "higher",
+        "emails/payment",
+        "confirmation emails per completed payment",
+    ),
+    ("host_cpu_percent", "percent", "lower", "host CPU", "host CPU"),
+    ("host_memory_percent", "percent", "lower", "host memory", "host memory"),
+    ("disk_io_time_avg", "latency", "lower", "disk I/O", "average disk I/O time"),
+)
+_SERVER = tuple(
+    Metric(name, kind, better, label, phrase, regressable=False, source="server")
+    for name, kind, better, label, phrase in _SERVER_ROWS
+)
+SERVER_NAMED: dict[str, Metric] = {m.name: m for m in _SERVER}
+# A statistic over the window's samples, after the name: cpu_percent.max, memory_percent.p95
+# (the bare name is the window's average; .run the whole run's, for an invariant).
+_SERVER_NAME = re.compile(r"(?P<base>[a-z][a-z0-9_]*)(?:\.(?P<stat>min|max|run|p\d+(?:\.\d+)?))?")
+# A raw expression holds a series selector's braces or a function's parentheses (a bare
+# series is written NAME{}), optionally followed by its statistic.
+_SERVER_EXPRESSION = re.compile(
+    r"(?P<base>[^\s.][^\n]*[)}])(?:\.(?P<stat>min|max|run|p\d+(?:\.\d+)?))?", re.DOTALL
+)
+
 # Words people write for a metric we spell differently.
 HINTS = {
     "mean": "avg",
@@ -203,11 +253,47 @@ def lookup(name: str) -> Metric | None:
         return NAMED[name]
     m = _PERCENTILE.fullmatch(name)
     if m is None:
-        return None
+        return _server_metric(name)
     percent = float(m.group(1))
     if not 0 < percent < 100:
         return None
     return _percentile_metric(percent)
+
+
+def _server_metric(name: str) -> Metric | None:
+    """``cpu_percent``, ``cpu_percent.max``, ``rate(x{}).p95``: a server metric, or None."""
+    m = _SERVER_NAME.fullmatch(name)
+    if m is not None and m.group("base") in SERVER_NAMED:
+        base = SERVER_NAMED[m.group("base")]
+    else:
+        m = _SERVER_EXPRESSION.fullmatch(name)
+        if m is None or not ("(" in m.group("base") or "{" in m.group("base")):
+            return None
+        expression = m.group("base")
+        base = Metric(
+            expression,
+            "number",
+            "lower",
+            "expression",
+            expression,
+            regressable=False,
+            source="server",
+        )
+    stat = m.group("stat")
+    if stat is None:
+        return base
+    pm = _PERCENTILE.fullmatch(stat)
+    if pm is not None and not 0 < float(pm.group(1)) < 100:
+        return None
+    return Metric(
+        name,
+        base.kind,
+        base.better,
+        f"{stat} {base.label}",
+        f"{stat} {base.phrase}",
+        regressable=False,
+        source="server",
+    )
 
 
 def metric(name: str) -> Metric:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from harness.core import metrics
 
 if TYPE_CHECKING:
+    from harness.core.abort import AbortRules
+    from harness.core.server_budgets import ServerSection
     from harness.core.stats import Histogram
 
 # The aggregate of every request name, as Locust calls it.
@@ -225,6 +227,8 @@ class Budgets:
     expected_peak_rps: float | None = None
     profile: str | None = None
     preflight: Preflight | None = None  # None: not declared
+    server: ServerSection | None = None  # sources: and server: (None: neither is written)
+    abort: AbortRules | None = None  # abort: (harness.core.abort; None: no rules written)
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,14 @@ def write_reports(
     files = ReportFiles(
         html=run_dir / REPORT_HTML, markdown=run_dir / SUMMARY_MD, junit=run_dir / JUNIT_XML
     )
-    write_atomic(files.html, render_html(ctx, render_charts(ctx)))
+    charts = render_charts(ctx)
+    if budgets is not None and budgets.server is not None and budgets.server.budgets:
+        # The server metrics over time (harness.server reads the run folder's server.jsonl).
+        from harness.report.server_charts import server_charts
+        from harness.server.results import run_timelines
+
+        charts = (*charts, *server_charts(ctx, *run_timelines(run_dir, budgets)))
+    write_atomic(files.html, render_html(ctx, charts))
     write_atomic(files.markdown, render_markdown(ctx))
     write_atomic(files.junit, render_junit(ctx))
     return files

@@ -37,6 +37,7 @@ from harness.core.model import (
     metric_unit,
 )
 from harness.core.stats import NS_PER_MS, Histogram, bucket_layout, merge_histograms
+from harness.core.stats.histogram import PercentileTable, TablePercentiles
 
 FLOW_TYPE = "FLOW"  # request type of the end-to-end flows the scenarios time (catalogue)
 TABLE_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
@@ -537,6 +538,16 @@ def _timeline(points: Sequence[IntervalPoint], request_order: Sequence[str]) -> 
         errors.append(100.0 * failures / requests if requests else None)
 
     keys = list(request_order)
+    table = _shared_table(points)
+    if table is not None:
+        return Timeline(
+            mid_s=tuple(mid_s),
+            users=tuple(users),
+            rps=tuple(rps),
+            error_rate_pct=tuple(errors),
+            latency=_table_latency(table, group, keys),
+            intervals_per_point=group,
+        )
     labels: dict[str, set[str]] = {}
     # One pass over the points, each read once (a day-long soak has tens of thousands):
     # per key and label, the highest value of each group.
@@ -572,6 +583,51 @@ def _timeline(points: Sequence[IntervalPoint], request_order: Sequence[str]) -> 
         latency=tuple(latency),
         intervals_per_point=group,
     )
+
+
+def _shared_table(points: Sequence[IntervalPoint]) -> PercentileTable | None:
+    """The table every point's percentiles are read from, in column order (a recording's
+    timeline), or None (points made another way)."""
+    first = points[0].percentiles_ms if points else None
+    if not isinstance(first, TablePercentiles) or first.table.points != len(points):
+        return None
+    table = first.table
+    for column, p in enumerate(points):
+        pcts = p.percentiles_ms
+        if not isinstance(pcts, TablePercentiles) or pcts.table is not table:
+            return None
+        if pcts.column != column:
+            return None
+    return table
+
+
+def _table_latency(
+    table: PercentileTable, group: int, keys: list[str]
+) -> tuple[LatencySeries, ...]:
+    """The latency lines of `_timeline` from a shared table, all groups at once: what the
+    point-by-point pass gives (the same keys in the same order, the same peaks)."""
+    peaks, seen = table.group_peaks(group)
+    first_seen = [int(np.argmax(row)) if row.any() else -1 for row in table.present]
+    # Keys not in the request order come after it, as the points first show them.
+    extra = sorted(
+        (i for i, key in enumerate(table.keys) if first_seen[i] >= 0 and key not in keys),
+        key=lambda i: (first_seen[i], i),
+    )
+    order = [*keys, *(table.keys[i] for i in extra)]
+    labels = sorted(table.labels, key=_percentile_sort_key)
+    column = {label: j for j, label in enumerate(table.labels)}
+    latency = []
+    for key in order:
+        i = table.position.get(key)
+        if i is None or first_seen[i] < 0:
+            continue
+        lines = []
+        for label in labels:
+            values = peaks[i, :, column[label]].tolist()
+            line = tuple(v if s else None for v, s in zip(values, seen[i].tolist(), strict=True))
+            lines.append(SeriesLine(label, line))
+        latency.append(LatencySeries(key, tuple(lines)))
+    return tuple(latency)
 
 
 def _get(pcts: Mapping[str, float] | None, label: str) -> float | None:

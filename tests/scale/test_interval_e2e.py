@@ -69,10 +69,13 @@ def test_a_real_run_with_over_200_steady_intervals_is_judged(tmp_path: Path) -> 
         timeout=300,
     )
     assert "Traceback" not in r.stderr, r.stderr[-3000:]
-    # Judged: the budgets hold or break; not a crash (exit 3) and not an error (exit 2).
-    assert r.returncode in (0, 1), r.stdout[-3000:] + r.stderr[-3000:]
-
+    # Judged: the budgets hold or break; not a crash and not an error (exit 2). On a busy
+    # machine the generator may be starved (UNRELIABLE, exit 3): its budgets are judged all
+    # the same, which is what this test is about.
     run_dir = only_run_dir(out)
+    summary = load_summary(run_dir) if (run_dir / "summary.json").is_file() else None
+    judged_anyway = summary is not None and summary["verdict"]["outcome"] == "UNRELIABLE"
+    assert r.returncode in (0, 1) or judged_anyway, r.stdout[-3000:] + r.stderr[-3000:]
     recording = load_recording(run_dir / HDR_FILE)
     assert recording.interval_s == INTERVAL_S
     # What was judged really is a long series of intervals, for a name and for the run:
@@ -88,7 +91,7 @@ def test_a_real_run_with_over_200_steady_intervals_is_judged(tmp_path: Path) -> 
         assert len(stats.interval_histograms) == POOLED_ABOVE, stats.key
         assert all(h.count for h in stats.interval_histograms), stats.key
 
-    summary = load_summary(run_dir)
+    assert summary is not None
     assert summary["verdict"]["exit_code"] == r.returncode
     timed = [b for b in summary["verdict"]["budgets"] if b["metric"] in ("avg", "p95")]
     assert len(timed) == 4, summary["verdict"]["budgets"]

@@ -384,12 +384,15 @@ def _line_of(path: Path, kind: str) -> int:
         ),
     ],
 )
+@pytest.mark.parametrize("lazy", [False, True], ids=["eager", "lazy"])
 def test_a_damaged_streamed_recording_names_the_line_and_field(
-    streamed: Path, edit: Callable[[list[Any]], Any], fragment: str
+    streamed: Path, edit: Callable[[list[Any]], Any], fragment: str, lazy: bool
 ) -> None:
+    """Read eagerly, or lazily as judging reads it (each interval checked when a window
+    first decodes it, the rest by `check`): the same one line either way."""
     _edited(streamed, edit)
     with pytest.raises(FormatError) as e:
-        load_recording(streamed)
+        load_recording(streamed, lazy=lazy).check()
     assert e.value.message.startswith(f"{streamed}: "), e.value.message
     assert fragment in e.value.message, e.value.message
     assert "\n" not in e.value.message

@@ -110,9 +110,10 @@ def test_a_checkout_journey_on_postgresql_and_redis(
     assert delta(before, after, f'{histogram}{{operation="finalize_order"}}') == 3
     assert after[f'{histogram}{{operation="list_plans"}}'] >= 1
     assert after["db_client_connection_max"] == 3
-    used, idle = after['db_client_connection_count{state="used"}'], after[
-        'db_client_connection_count{state="idle"}'
-    ]
+    used, idle = (
+        after['db_client_connection_count{state="used"}'],
+        after['db_client_connection_count{state="idle"}'],
+    )
     assert used + idle == 3
     assert after["process_resident_memory_bytes"] > 0
 
@@ -249,3 +250,45 @@ def test_the_stack_serves_the_target_to_prometheus(tmp_path: Path) -> None:
                 break
             time.sleep(0.2)
         assert value == 1.0  # one completed payment, no email sent
+
+
+def test_paybench_run_loads_the_built_in_target_on_postgresql_and_redis(
+    fresh_database: Callable[[], str], redis_server: Server, tmp_path: Path
+) -> None:
+    """`paybench run --target-database-url/--target-redis-url`: the journeys land in the real
+    database, and run.json says which back ends the run measured (no password in it)."""
+    url = fresh_database()
+    out = tmp_path / "reports"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--profile",
+            "smoke",
+            "--run-time",
+            "4s",
+            "--users",
+            "2",
+            "--out",
+            str(out),
+            "--no-history",
+            "--target-database-url",
+            url,
+            "--target-redis-url",
+            redis_server.url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert r.returncode in (0, 1), r.stdout[-3000:] + r.stderr[-3000:]
+    (run_dir,) = (out / "runs").iterdir()
+    backend = json.loads((run_dir / "run.json").read_text())["extra"]["target_backend"]
+    assert backend["database"].startswith("postgresql://") and backend["cache"].startswith(
+        "redis://127.0.0.1"
+    )
+    with psycopg.connect(url) as conn:
+        orders = conn.execute("SELECT count(*) FROM orders").fetchone()
+    assert orders is not None and orders[0] > 0

@@ -113,7 +113,9 @@ def test_the_file_is_versioned_and_in_the_run_folder(written: tuple[dict, Path])
         "requests",
         "ramp",
         "locust",
+        "abort",
     ]
+    assert summary["abort"] is None  # no abort rule watched the run
     # Written for people too: indented, one key a line.
     assert path.read_text().startswith('{\n  "format": "paybench-summary",\n')
 

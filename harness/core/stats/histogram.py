@@ -29,9 +29,9 @@ import binascii
 import math
 import struct
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import ItemsView, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 from hdrh.histogram import HdrHistogram
@@ -554,7 +554,7 @@ def inflate_encoding(raw: bytes) -> bytes:
 
 # Rows are decoded this many varint bytes at a time: numpy is an order of magnitude slower
 # on arrays of millions (each new one faults its pages in) than on ones that stay in cache.
-DECODE_CHUNK_BYTES = 64 * 1024
+DECODE_CHUNK_BYTES = 16 * 1024
 
 
 def decoded_chunks(
@@ -838,3 +838,98 @@ def encode_histograms(histograms: Sequence[Histogram]) -> list[str]:
 
 
 _ENCODE_BATCH = 1024
+
+
+# -- many histograms' percentiles: a timeline --------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class PercentileTable:
+    """Percentiles of many histograms: keys x points x labels, in milliseconds.
+
+    A run's timeline (one point per interval, one key per request name): a day-long soak
+    has tens of thousands of points, so no dictionaries are kept per point; `point` gives a
+    point's ``{key: {label: ms}}`` as a view of the table, and `group_peaks` what a chart
+    of merged points needs in one step.
+    """
+
+    keys: tuple[str, ...]
+    labels: tuple[str, ...]
+    values_ms: np.ndarray  # keys x points x labels, float64
+    present: np.ndarray  # keys x points: the key saw a request at that point
+
+    @cached_property
+    def position(self) -> dict[str, int]:
+        return {key: i for i, key in enumerate(self.keys)}
+
+    @property
+    def points(self) -> int:
+        return int(self.present.shape[1])
+
+    def point(self, column: int) -> TablePercentiles:
+        return TablePercentiles(self, column)
+
+    def group_peaks(self, group: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every ``group`` consecutive points merged (the last group may be shorter):
+        (keys x groups x labels, the highest value of each key and label in each group;
+        keys x groups, whether the key saw a request in that group)."""
+        keys, points, labels = self.values_ms.shape
+        groups = -(-points // group) if points else 0
+        pad = groups * group - points
+        values = np.where(self.present[:, :, None], self.values_ms, -np.inf)
+        values = np.pad(values, ((0, 0), (0, pad), (0, 0)), constant_values=-np.inf)
+        present = np.pad(self.present, ((0, 0), (0, pad)), constant_values=False)
+        peaks: np.ndarray = values.reshape(keys, groups, group, labels).max(axis=2)
+        seen = np.asarray(present.reshape(keys, groups, group).any(axis=2))
+        return peaks, seen
+
+
+class TablePercentiles(Mapping[str, Mapping[str, float]]):
+    """One point of a `PercentileTable`: ``{request key: {"p50": ms, ...}}``, read from the
+    table (keys without a request at that point are absent)."""
+
+    __slots__ = ("column", "table")
+
+    def __init__(self, table: PercentileTable, column: int) -> None:
+        self.table = table
+        self.column = column
+
+    def __getitem__(self, key: str) -> Mapping[str, float]:
+        table = self.table
+        i = table.position.get(key)
+        if i is None or not table.present[i, self.column]:
+            raise KeyError(key)
+        return dict(zip(table.labels, table.values_ms[i, self.column].tolist(), strict=True))
+
+    def __iter__(self) -> Iterator[str]:
+        table = self.table
+        return (table.keys[i] for i in np.flatnonzero(table.present[:, self.column]).tolist())
+
+    def items(self) -> ItemsView[str, Mapping[str, float]]:
+        return _TableItems(self)
+
+    def pairs(self) -> list[tuple[str, dict[str, float]]]:
+        """Every (key, percentiles) of the point, read from the table in one step."""
+        table, column = self.table, self.column
+        rows = np.flatnonzero(table.present[:, column])
+        labels, keys = table.labels, table.keys
+        values = table.values_ms[rows, column].tolist()
+        return [
+            (keys[i], dict(zip(labels, v, strict=True)))
+            for i, v in zip(rows.tolist(), values, strict=True)
+        ]
+
+    def __len__(self) -> int:
+        return int(np.count_nonzero(self.table.present[:, self.column]))
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
+class _TableItems(ItemsView[str, Mapping[str, float]]):
+    """A point's items in one read of the table (the report reads every point's)."""
+
+    _mapping: TablePercentiles
+
+    def __iter__(self) -> Iterator[tuple[str, Mapping[str, float]]]:
+        return iter(self._mapping.pairs())

@@ -256,20 +256,26 @@ class _Blocks:
     def of(cls, intervals: Sequence[Histogram]) -> _Blocks:
         """Intervals x buckets used by any of them; consecutive groups above the cap.
 
-        Filled row by row, so that a soak run's 7,200 intervals never make an
-        intervals x buckets matrix (hundreds of MB) before pooling.
+        Counted in one pass over every interval's buckets, so that a soak run's 7,200
+        intervals never make an intervals x buckets matrix (hundreds of MB) before pooling.
         """
-        columns = np.unique(np.concatenate([h.buckets()[0] for h in intervals]))
+        parts = [h.buckets() for h in intervals]
+        index = np.concatenate([p[0] for p in parts])
         k = len(intervals)
         rows = min(k, MAX_BOOTSTRAP_BLOCKS)
         # As numpy.array_split: groups of consecutive intervals, sizes differing by one.
         size, extra = divmod(k, rows)
         group_of = np.repeat(np.arange(rows), [size + 1] * extra + [size] * (rows - extra))
-        counts = np.zeros((rows, columns.size), dtype=np.float64)
-        for h, row in zip(intervals, group_of, strict=True):
-            index, c = h.buckets()
-            counts[row, np.searchsorted(columns, index)] += c  # indices unique within h
-        return cls(counts, columns, k)
+        layout_len = bucket_layout().counts_len
+        used = np.bincount(index, minlength=layout_len) > 0
+        columns = np.flatnonzero(used)
+        column_of = np.cumsum(used) - 1  # a used bucket's column
+        row_of = np.repeat(group_of, [p[0].size for p in parts])
+        cells = row_of * columns.size + column_of[index]
+        weights = np.concatenate([p[1] for p in parts]).astype(np.float64)
+        # Whole numbers below 2**53: the float sums are exact.
+        counts = np.bincount(cells, weights=weights, minlength=rows * columns.size)
+        return cls(counts.reshape(rows, columns.size), columns, k)
 
     def weights(self, seed: int) -> tuple[np.ndarray, int]:
         """Resamples x rows: how often each row occurs in each moving-block resample."""
@@ -302,18 +308,47 @@ def _bootstrap_percentile_ci(
 ) -> ConfidenceInterval:
     weights, block = blocks.weights(seed)
     highest = bucket_layout().highest_ns[blocks.columns]
-    values = np.empty(weights.shape[0], dtype=np.float64)
-    # Chunked so that resamples x buckets stays a few MB.
-    chunk = max(1, 4_000_000 // max(1, blocks.columns.size))
-    for start in range(0, weights.shape[0], chunk):
-        merged = weights[start : start + chunk] @ blocks.counts
-        totals = merged.sum(axis=1)
-        targets = np.maximum(np.floor(percent * totals / 100.0 + 0.5), 1.0)
-        cum = np.cumsum(merged, axis=1)
-        index = (cum < targets[:, None]).sum(axis=1)
-        values[start : start + chunk] = highest[np.minimum(index, blocks.columns.size - 1)]
+    index = _resampled_percentile_columns(blocks.counts, weights, percent)
+    values = highest[np.minimum(index, blocks.columns.size - 1)]
     low, high = _quantile_pair(values / NS_PER_MS, confidence)
     return ConfidenceInterval(low, high, METHOD_BLOCK_BOOTSTRAP, confidence, blocks.detail(block))
+
+
+def _resampled_percentile_columns(
+    counts: np.ndarray, weights: np.ndarray, percent: float
+) -> np.ndarray:
+    """For each resample (a row of ``weights``), the column of its ``percent`` percentile:
+    the first column where the weighted cumulative count reaches HdrHistogram's rank.
+
+    A resample is a weighted mix of the rows, and a mix's percentile lies among its rows'
+    own, so only the columns between the lowest and the highest row percentile are summed
+    (a few dozen of a soak's thousands of buckets); a resample whose rank falls outside
+    them (possible only through the rank's rounding) is summed over every column. The
+    counts are whole numbers: both ways give the same column.
+    """
+    cumulative = np.cumsum(counts, axis=1)  # rows x columns, whole numbers as floats
+    totals = cumulative[:, -1]
+    ranks = np.maximum(np.floor(percent * totals / 100.0 + 0.5), 1.0)
+    own = (cumulative < ranks[:, None]).sum(axis=1)[totals > 0]
+    columns = counts.shape[1]
+    lo = max(int(own.min()) - 1, 0) if own.size else 0
+    hi = min(int(own.max()) + 1, columns - 1) if own.size else columns - 1
+    targets = np.maximum(np.floor(percent * (weights @ totals) / 100.0 + 0.5), 1.0)
+    band = weights @ cumulative[:, lo : hi + 1]  # resamples x (hi - lo + 1)
+    index = lo + (band < targets[:, None]).sum(axis=1)
+    # Inside the band only if the band's first column is still below the rank (or is the
+    # first column of all) and its last reaches it.
+    outside = np.flatnonzero(
+        ((band[:, 0] >= targets) & (lo > 0)) | ((band[:, -1] < targets) & (hi < columns - 1))
+    )
+    if outside.size:
+        # Chunked so that resamples x buckets stays a few MB.
+        chunk = max(1, 4_000_000 // max(1, columns))
+        for start in range(0, outside.size, chunk):
+            some = outside[start : start + chunk]
+            full = weights[some] @ cumulative
+            index[some] = (full < targets[some, None]).sum(axis=1)
+    return index
 
 
 def _bootstrap_mean_ci(blocks: _Blocks, confidence: float, seed: int) -> ConfidenceInterval:
