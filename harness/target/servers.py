@@ -409,7 +409,7 @@ def start_node_exporter(parent: Path | None = None) -> Server:
 
 
 def start_redis_exporter(redis_url: str, parent: Path | None = None) -> Server:
-    """prometheus-redis-exporter for ``redis_url`` on 127.0.0.1; url http://...:PORT/metrics."""
+    """prometheus-redis-exporter for ``redis_url`` on 127.0.0.1; url http://127.0.0.1:PORT/metrics."""
 
     def start(port: int) -> Server:
         folder, remove = _folder(parent, "redis-exporter")
@@ -434,7 +434,7 @@ def start_redis_exporter(redis_url: str, parent: Path | None = None) -> Server:
 
 
 def prometheus_config(targets: Mapping[str, str], interval_s: float = 1.0) -> str:
-    """A prometheus.yml scraping each ``job name -> http://host:port/path`` every interval."""
+    """A prometheus.yml scraping each ``job name -> http://127.0.0.1:PORT/PATH`` every interval."""
     lines = [
         "global:",
         f"  scrape_interval: {interval_s:g}s",
@@ -446,7 +446,7 @@ def prometheus_config(targets: Mapping[str, str], interval_s: float = 1.0) -> st
         parsed = httpx.URL(target_url)
         if parsed.scheme not in ("http", "https") or not parsed.host or parsed.port is None:
             raise TargetError(
-                f"prometheus target {target_url!r}: give http://HOST:PORT/PATH with a port"
+                f"prometheus target {target_url!r}: give http://127.0.0.1:PORT/PATH with a port"
             )
         host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
         lines += [
@@ -476,7 +476,7 @@ def start_prometheus(
     *,
     interval_s: float = 1.0,
 ) -> Server:
-    """A Prometheus server scraping ``targets`` every ``interval_s``; url http://...:PORT."""
+    """A Prometheus server scraping ``targets`` every ``interval_s``; url http://127.0.0.1:PORT."""
     jobs = scrape_jobs(targets)
 
     def start(port: int) -> Server:

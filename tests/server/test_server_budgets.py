@@ -203,7 +203,7 @@ def test_profiles_override_per_source_and_metric_and_off_drops() -> None:
             "sources.db.kind: unknown kind the text 'postgress'; did you mean 'postgres'?",
         ),
         (
-            'sources:\n  p: {kind: process, url: "http://x"}\n',
+            'sources:\n  p: {kind: process, url: "http://127.0.0.1:9"}\n',
             "sources.p.url: a process source takes no url",
         ),
         (
