@@ -68,6 +68,19 @@ def _raise_interrupt(_signum: int, _frame: object) -> None:
 @click.version_option(__version__, prog_name="paybench")
 def main() -> None:
     """paybench: load-test a payments API with Locust and judge it against budgets.yaml."""
+    _take_back_sigint()
+
+
+def _take_back_sigint() -> None:
+    """SIGINT is how paybench stops Locust and how a user stops paybench (exit 130, data kept).
+
+    A shell without job control starts background commands (``paybench run ... &`` in a
+    script) with SIGINT ignored, and the ignoring is inherited: Locust would then never
+    stop on its SIGINT, and would be killed, its outputs unwritten. Ignored SIGINT is taken
+    back to Python's default (KeyboardInterrupt), which Locust's process inherits as SIG_DFL.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # Options that several commands share.

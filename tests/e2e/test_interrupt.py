@@ -1,4 +1,6 @@
-"""Ctrl-C during `paybench run`: Locust is stopped, what was measured is kept, exit 130."""
+"""Ctrl-C during `paybench run`: Locust is stopped, what was measured is kept, exit 130.
+
+Also when paybench was started the way a script's background job is, with SIGINT ignored."""
 
 from __future__ import annotations
 
@@ -19,7 +21,18 @@ from tests.e2e.helpers import ROOT, only_run_dir
 pytestmark = pytest.mark.e2e
 
 
-def test_ctrl_c_keeps_the_measurements_and_exits_130(tmp_path: Path) -> None:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    "started_ignoring_sigint",
+    [False, True],
+    ids=["foreground", "background-job"],  # `paybench run &` in a script: SIGINT ignored
+)
+def test_ctrl_c_keeps_the_measurements_and_exits_130(
+    tmp_path: Path, started_ignoring_sigint: bool
+) -> None:
     out = tmp_path / "reports"
     proc = subprocess.Popen(
         [
@@ -38,6 +51,7 @@ def test_ctrl_c_keeps_the_measurements_and_exits_130(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "COLUMNS": "120"},
+        preexec_fn=_ignore_sigint if started_ignoring_sigint else None,
     )
     try:
         # Wait (bounded) until requests are flowing, then press Ctrl-C.
