@@ -45,14 +45,18 @@ servers:
 stack: $(STAMP) servers
 	$(BIN)/python -m harness.target.stack $(STACK_ARGS)
 
+# Two pytest processes, a test file each at a time (module fixtures stay shared); the
+# slowest tests are listed at the end.
+PYTEST_ARGS ?= -q -n 2 --dist loadfile --durations=15
+
 # lint runs first: a broken contract or a type error fails before the long test run.
 # As root, the tests run in a network namespace of their own with only loopback up
 # (tests/loopback_only.py): nothing a test does can reach another host, not even DNS.
 test: $(STAMP) browser servers lint
 	@if [ "$$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then \
 	  echo "pytest in a network namespace with loopback only"; \
-	  unshare -n $(BIN)/python tests/loopback_only.py $(BIN)/python -m pytest -q; \
-	else $(BIN)/python -m pytest -q; fi
+	  unshare -n $(BIN)/python tests/loopback_only.py $(BIN)/python -m pytest $(PYTEST_ARGS); \
+	else $(BIN)/python -m pytest $(PYTEST_ARGS); fi
 
 # The checks (docs/ARCHITECTURE.md, "Checks"): style, the import contracts, the types.
 lint: $(STAMP)

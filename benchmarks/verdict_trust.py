@@ -621,6 +621,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         earlier_noise = 0
         label = f"run-to-run spread {100 * spread:.1f} %"
         trials_n = args.trials if spread == model.between_sd else args.sensitivity_trials
+        if trials_n == 0:
+            continue
         factors = [float(f) for f in args.steps.split(",")]
         trials = [
             run_trial(

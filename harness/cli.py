@@ -196,6 +196,26 @@ def _reply(reply: Any) -> NoReturn:
 )
 @click.option("--no-history", is_flag=True, help="Do not record the run in the history.")
 @click.option(
+    "--arrival-rate",
+    default=None,
+    metavar="RATE",
+    help="Open model: start this many checkout journeys per second whatever the API does, "
+    "e.g. 20/s or 600/m (docs/scenarios.md, Arrival mode).",
+)
+@click.option(
+    "--arrival-stages",
+    default=None,
+    metavar="STAGES",
+    help='Open model in stages held in turn, e.g. "1m:10/s,5m:40/s".',
+)
+@click.option(
+    "--max-in-flight",
+    default=None,
+    metavar="N",
+    help="Open model: journeys running at once per Locust process; more arrivals are "
+    "dropped [default: 1000].",
+)
+@click.option(
     "--master",
     "master",
     is_flag=True,
@@ -240,6 +260,9 @@ def run(
     target_database_url: str | None,
     target_redis_url: str | None,
     no_history: bool,
+    arrival_rate: str | None,
+    arrival_stages: str | None,
+    max_in_flight: str | None,
     master: bool,
     expect_workers: int | None,
     expect_workers_timeout: float | None,
@@ -274,6 +297,9 @@ def run(
             target_redis_url=target_redis_url,
             history=not no_history,
             on_progress=lambda line: click.echo(line, err=True),
+            arrival_rate=arrival_rate,
+            arrival_stages=arrival_stages,
+            max_in_flight=max_in_flight,
             master=master,
             expect_workers=expect_workers,
             expect_workers_timeout_s=expect_workers_timeout,
@@ -374,6 +400,13 @@ def report(run_dir: Path, budgets_path: Path | None) -> None:
     default=None,
     help="Expected peak requests/s [default: capacity.expected_peak_rps in budgets].",
 )
+@click.option(
+    "--arrival-rate-steps",
+    default=None,
+    metavar="RATES",
+    help="Open model: step the arrival rate of checkouts instead of users, e.g. "
+    "10/s,20/s,30/s (each held --step-time); the answer is in checkouts/s.",
+)
 @_out_option
 @_allow_host_option
 @_target_config_option
@@ -385,6 +418,7 @@ def capacity(
     step_time: float,
     max_users: int,
     expected_peak_rps: float | None,
+    arrival_rate_steps: str | None,
     out: Path,
     allow_hosts: tuple[str, ...],
     target_config: Path | None,
@@ -393,6 +427,21 @@ def capacity(
     from harness.commands.capacity import capacity as capacity_command
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    if arrival_rate_steps is not None:
+        from harness.commands.arrival_capacity import arrival_capacity
+
+        _reply(
+            arrival_capacity(
+                host=host,
+                budgets_path=budgets_path or _default_budgets(),
+                rate_steps=arrival_rate_steps,
+                step_time_s=step_time,
+                out=out,
+                target_config=target_config,
+                allow_hosts=allow_hosts,
+                progress=lambda line: click.echo(line, err=True),
+            )
+        )
     _reply(
         capacity_command(
             host=host,

@@ -230,6 +230,18 @@ class WorkerSeen:
     reports_at_final: int = 0
     final_epoch: float | None = None
     last_heard_epoch: float | None = None
+    # Its CPU, from the samples harness.plugin puts in every report (percent of one core).
+    cpu_samples: int = 0
+    cpu_sum_pct: float = 0.0
+    cpu_max_pct: float | None = None
+
+    def add_cpu(self, payload: Mapping[str, Any]) -> None:
+        for row in payload.get("cpu", ()) or ():
+            with contextlib.suppress(TypeError, ValueError, IndexError):
+                pct = float(row[1])
+                self.cpu_samples += 1
+                self.cpu_sum_pct += pct
+                self.cpu_max_pct = pct if self.cpu_max_pct is None else max(self.cpu_max_pct, pct)
 
     @property
     def name(self) -> str:
@@ -254,6 +266,11 @@ class WorkerSeen:
             "requests": self.requests,
             "cut_off": self.cut_off,
             "reports": self.reports,
+            "cpu_mean_pct": round(self.cpu_sum_pct / self.cpu_samples, 1)
+            if self.cpu_samples
+            else None,
+            "cpu_max_pct": None if self.cpu_max_pct is None else round(self.cpu_max_pct, 1),
+            "cpu_samples": self.cpu_samples,
             "declared": self.declared,
             "versions": {k: self.facts.get(k) for k, _ in CHECKED},
         }
@@ -490,6 +507,7 @@ def _on_worker_report(client_id: str, data: Mapping[str, Any], **_kw: Any) -> No
         worker.requests += count
         worker.cut_off += cut_off
         worker.reports += 1
+        worker.add_cpu(payload)
 
 
 def on_final_received(client_id: str, payload: Mapping[str, Any] | None) -> None:
@@ -501,6 +519,7 @@ def on_final_received(client_id: str, payload: Mapping[str, Any] | None) -> None
     worker.requests += count
     worker.cut_off += cut_off
     worker.reports += 1
+    worker.add_cpu(payload)
     worker.final_epoch = worker.last_heard_epoch = _now()
     worker.requests_at_final, worker.cut_off_at_final = worker.requests, worker.cut_off
     worker.reports_at_final = worker.reports
@@ -675,6 +694,9 @@ def worker_lines(facts: Mapping[str, Any] | None) -> list[str]:
                 f", {w.get('requests', 0)} requests (+{w.get('cut_off', 0)} cut off), "
                 f"joined {_clock(w.get('joined_epoch'))}, left {left}"
             )
+            cpu = w.get("cpu_mean_pct")
+            if isinstance(cpu, int | float):
+                line += f", CPU {cpu:.0f}% (max {w.get('cpu_max_pct') or 0:.0f}%)"
         lines.append(line)
     return ["workers:", *lines] if lines else []
 

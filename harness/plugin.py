@@ -255,6 +255,8 @@ class Recorder:
         self.pace: dict[Any, _PaceState] = {}
         self.pace_states: list[_PaceState] = []
         self.paced_totals: dict[str, list[float]] = {}
+        # Open-model arrivals' counts, shipped as paced rows (locustfiles/arrivals.py sets it).
+        self.arrival_totals: dict[str, list[float]] = {}
 
     # The hot path: called for every request. Keep it to dictionary and list operations.
     def on_request(
@@ -409,7 +411,9 @@ class Recorder:
             "paced": paced_entries,
             "failures": failures,
             "cpu": cpu,
-            "paced_classes": {k: list(v) for k, v in self.paced_totals.items()},
+            "paced_classes": {
+                k: list(v) for k, v in {**self.paced_totals, **self.arrival_totals}.items()
+            },
         }
 
 
@@ -757,6 +761,11 @@ class _State:
 
 
 _STATE = _State()
+
+
+def current_recorder() -> Recorder | None:
+    """This process's recorder for the current test (None: nothing is recorded)."""
+    return _STATE.recorder
 
 
 def _guarded(handler: Callable[..., None]) -> Callable[..., None]:

@@ -35,6 +35,7 @@ from typing import Any, BinaryIO, Literal, NoReturn
 
 import numpy as np
 
+from harness.core import arrivals
 from harness.core.model import (
     AGGREGATE_KEY,
     FailureRecord,
@@ -98,6 +99,8 @@ CPU_SATURATED_PCT = 90.0
 RUNNABLE_SATURATED_PCT = 90.0
 # Paced users that achieved less than (100 - this) % of their intended iterations.
 PACED_SHORTFALL_PCT = 10.0
+# The paced rows that count open-model arrivals (harness.core.arrivals) -> their kind.
+ARRIVAL_KINDS = {arrivals.DROPPED_CLASS: "dropped", arrivals.LATE_CLASS: "late"}
 TIMELINE_PERCENTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0}
 
 Key = tuple[str, str]  # (request_type, name)
@@ -1682,6 +1685,14 @@ def generator_unreliable_reasons(
                 "nothing else uses, or use fewer users"
             )
     for paced in facts.paced.user_classes:
+        if paced.user_class in ARRIVAL_KINDS:  # open-model arrivals: their own limits
+            reason = arrivals.shortfall_reason(
+                ARRIVAL_KINDS[paced.user_class],
+                paced.intended_iterations,
+                round(paced.intended_iterations) - paced.achieved_iterations,
+            )
+            reasons.extend([reason] if reason else [])
+            continue
         shortfall = paced.shortfall_pct
         if shortfall is not None and shortfall > shortfall_threshold_pct:
             reasons.append(

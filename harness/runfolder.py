@@ -59,6 +59,7 @@ LOCUST_STATS_CSV = f"{CSV_PREFIX}_stats.csv"
 LOCUST_HTML = "locust.html"
 HDR_FILE = "paybench.hdr.json"
 LIVE_FILE = "paybench.live.jsonl"
+SERVER_FILE = "server.jsonl"  # harness.server.scraper, with server budgets only
 SUMMARY_FILE = "summary.json"
 REPORT_HTML = "report.html"
 SUMMARY_MD = "summary.md"

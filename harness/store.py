@@ -59,7 +59,7 @@ from harness.runfolder import write_error
 DEFAULT_HISTORY = Path("reports/history.sqlite")
 # Where a run an abort rule stopped says so in runs.extra_json (run.json's extra.abort).
 ABORTED_PATH = "$.abort.aborted"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION_ID = 0x50424831  # "PBH1": a paybench history database
 BUSY_TIMEOUT_MS = 60_000
 
@@ -166,6 +166,62 @@ CREATE TABLE baseline_decisions (
 """
 
 
+# Schema 4: the server metrics of a run, each server budget's measured value over the
+# steady state (or the whole run, ``.run``), so that the history, trends and compare show
+# them; one row per source and metric. IF NOT EXISTS: a file whose user_version was set
+# back by hand may hold it already.
+_V3_TO_V4 = """
+CREATE TABLE IF NOT EXISTS server_metrics (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    source TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (run_id, source, metric)
+);
+"""
+SERVER_SUFFIX = " (server)"  # harness.core.server_eval.server_request_key
+SERVER_KEY_PATHS = ("server.", "regressions.server.")  # where server budgets are written
+
+
+def server_metric_rows(budget_rows: Sequence[Any]) -> list[tuple[str, str, str, float]]:
+    """(source, metric, unit, value) of a verdict's server budgets that measured a value
+    (``summary.budget_row`` rows); a metric budgeted twice (two limits) is one row. A server
+    regression budget (``regressions.server.``) measures the same value, and gives it too."""
+    out: dict[tuple[str, str], tuple[str, str, str, float]] = {}
+    for row in budget_rows:
+        if not isinstance(row, dict) or not str(row.get("key_path") or "").startswith(
+            SERVER_KEY_PATHS
+        ):
+            continue
+        key, metric, measured = row.get("request"), row.get("metric"), row.get("measured")
+        if not isinstance(key, str) or not key.endswith(SERVER_SUFFIX):
+            continue
+        if not isinstance(metric, str):
+            continue
+        if not isinstance(measured, int | float) or isinstance(measured, bool):
+            continue
+        found = registry.lookup(metric)
+        source = key[: -len(SERVER_SUFFIX)]
+        out.setdefault(
+            (source, metric), (source, metric, found.unit if found else "", float(measured))
+        )
+    return list(out.values())
+
+
+def _server_from_verdicts(conn: sqlite3.Connection) -> None:
+    """Schema 3 kept each verdict as JSON: its server budgets' values become rows."""
+    rows = conn.execute("SELECT run_id, verdict_json FROM runs WHERE verdict_json IS NOT NULL")
+    found: list[tuple[str, str, str, str, float]] = []
+    for run_id, text in rows.fetchall():
+        try:
+            budgets = json.loads(text).get("budgets") or []
+        except (ValueError, AttributeError):
+            continue
+        found.extend((run_id, *row) for row in server_metric_rows(budgets))
+    conn.executemany("INSERT OR IGNORE INTO server_metrics VALUES (?, ?, ?, ?, ?)", found)
+
+
 def _regressions_from_verdicts(conn: sqlite3.Connection) -> None:
     """Schema 2 kept each verdict as JSON: what its regression budgets said become rows."""
     rows = conn.execute("SELECT run_id, verdict_json FROM runs WHERE verdict_json IS NOT NULL")
@@ -184,6 +240,7 @@ def _regressions_from_verdicts(conn: sqlite3.Connection) -> None:
 _MIGRATIONS: tuple[tuple[str | Callable[[sqlite3.Connection], None], ...], ...] = (
     (_V1_TO_V2,),
     (_V2_TO_V3, _regressions_from_verdicts),
+    (_V3_TO_V4, _server_from_verdicts),
 )
 
 
@@ -240,12 +297,30 @@ class RequestMetrics:
 
 
 @dataclass(frozen=True)
+class ServerMetric:
+    """One server metric of one run: a server budget's measured value (``cpu_percent`` of
+    ``target_process``, in ``%``)."""
+
+    run_id: str
+    source: str
+    metric: str
+    unit: str
+    value: float
+
+    @property
+    def request_key(self) -> str:
+        """As the verdict table names it: ``target_process (server)``."""
+        return f"{self.source}{SERVER_SUFFIX}"
+
+
+@dataclass(frozen=True)
 class StoredRun:
     """A run read back from the history: the RunResult (histograms decoded) and its verdict."""
 
     result: RunResult
     outcome: str | None
     verdict_reasons: tuple[str, ...] = ()
+    server: tuple[ServerMetric, ...] = ()
 
     @property
     def run_id(self) -> str:
@@ -281,7 +356,8 @@ def _regression_rows(budget_rows: Sequence[Any]) -> list[tuple[str, str, str]]:
     """
     out = []
     for row in budget_rows:
-        if not isinstance(row, dict) or not str(row.get("budget") or "").startswith("+"):
+        # A server metric that is better higher (cache hit rate) regresses by a fall: "-5 points".
+        if not isinstance(row, dict) or not str(row.get("budget") or "").startswith(("+", "-")):
             continue
         key, metric, measured = row.get("request"), row.get("metric"), row.get("measured")
         if not isinstance(key, str) or not isinstance(metric, str):
@@ -289,12 +365,14 @@ def _regression_rows(budget_rows: Sequence[Any]) -> list[tuple[str, str, str]]:
         if not isinstance(measured, int | float) or isinstance(measured, bool):
             continue
         limit = row.get("limit")
+        found = registry.lookup(metric)
+        lower = found is not None and not found.higher_is_worse
         if row.get("status") == "fail":
             out.append((key, metric, "broken"))
         elif (
             row.get("status") in ("pass", "inconclusive")
             and isinstance(limit, int | float)
-            and measured > limit
+            and (measured < limit if lower else measured > limit)
             and CANNOT_DETECT not in str(row.get("message") or "")
         ):
             out.append((key, metric, "rose"))
@@ -466,7 +544,9 @@ class HistoryStore:
                 {"outcome": verdict.outcome, "reasons": list(verdict.reasons), "budgets": rows},
                 default=str,
             )
-        return self._add(result, outcome, verdict_json, _regression_rows(rows))
+        return self._add(
+            result, outcome, verdict_json, _regression_rows(rows), server=server_metric_rows(rows)
+        )
 
     def _add(
         self,
@@ -474,6 +554,8 @@ class HistoryStore:
         outcome: str | None,
         verdict_json: str | None,
         regressions: Sequence[tuple[str, str, str]] = (),
+        *,
+        server: Sequence[tuple[str, str, str, float]] = (),
     ) -> bool:
         m = result.meta
         if outcome is None and result.incomplete:
@@ -558,6 +640,11 @@ class HistoryStore:
                 "VALUES (?, ?, ?, ?)",
                 [(m.run_id, *row) for row in regressions],
             )
+            conn.executemany(
+                "INSERT OR IGNORE INTO server_metrics (run_id, source, metric, unit, value) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(m.run_id, *row) for row in server],
+            )
         return True
 
     def import_run_dir(self, run_dir: Path, warmup_s: float | None = None) -> ImportedRun:
@@ -568,11 +655,13 @@ class HistoryStore:
         result = read_run(run_dir, warmup_s=warmup_s)
         outcome = verdict_json = None
         said: list[tuple[str, str, str]] = []
+        server: list[tuple[str, str, str, float]] = []
         if (run_dir / SUMMARY_FILE).exists():
             outcome, verdict = _imported_verdict(run_dir / SUMMARY_FILE)
             verdict_json = json.dumps(verdict, default=str)
             said = _regression_rows(verdict.get("budgets") or [])
-        added = self._add(result, outcome, verdict_json, said)
+            server = server_metric_rows(verdict.get("budgets") or [])
+        added = self._add(result, outcome, verdict_json, said, server=server)
         return ImportedRun(run_id=result.meta.run_id, path=run_dir, added=added)
 
     # -- reading ---------------------------------------------------------------------------
@@ -698,7 +787,12 @@ class HistoryStore:
             unreliable_reasons=tuple(json.loads(run["unreliable_json"])),
             exact=bool(run["exact"]),
         )
-        return StoredRun(result=result, outcome=run["outcome"], verdict_reasons=reasons)
+        return StoredRun(
+            result=result,
+            outcome=run["outcome"],
+            verdict_reasons=reasons,
+            server=tuple(self.server_metrics([run_id])),
+        )
 
     def request_metrics(self, run_ids: Sequence[str]) -> list[RequestMetrics]:
         """The stored metrics of every request name of the given runs."""
@@ -717,6 +811,42 @@ class HistoryStore:
                     )
                 )
         return out
+
+    def server_metrics(self, run_ids: Sequence[str]) -> list[ServerMetric]:
+        """The stored server metrics of the given runs, by run, source and metric."""
+        out: list[ServerMetric] = []
+        with self._connect() as conn:
+            for i in range(0, len(run_ids), 500):
+                chunk = list(run_ids[i : i + 500])
+                marks = ",".join("?" * len(chunk))
+                out.extend(
+                    ServerMetric(*row)
+                    for row in conn.execute(
+                        "SELECT run_id, source, metric, unit, value FROM server_metrics "
+                        f"WHERE run_id IN ({marks}) ORDER BY run_id, rowid",
+                        chunk,
+                    )
+                )
+        return out
+
+    def server_series(
+        self, profile: str | None, source: str, metric: str, last: int | None = None
+    ) -> Series:
+        """A server metric (``cpu_percent`` of ``target_process``) over the runs of
+        ``profile``, oldest first; its ``request_key`` is ``target_process (server)``."""
+        runs = self.list_runs(profile=profile, last=last)
+        ids = [r.run_id for r in runs]
+        by_run = {
+            m.run_id: m.value
+            for m in self.server_metrics(ids)
+            if (m.source, m.metric) == (source, metric)
+        }
+        return Series(
+            request_key=f"{source}{SERVER_SUFFIX}",
+            metric=metric,
+            run_ids=tuple(ids),
+            values=tuple(by_run.get(i) for i in ids),
+        )
 
     def series(
         self, profile: str | None, request_key: str, metric: str, last: int | None = None
@@ -904,15 +1034,25 @@ class HistoryStore:
                     v = row.value(metric)
                     if v is not None:
                         metrics.setdefault(metric, []).append(v)
+        # Server regression budgets (harness.core.server_regressions) read the server
+        # metrics, keyed as the verdict names them: ("target_process (server)", metric).
+        server_by_run: dict[str, dict[tuple[str, str], float]] = {}
+        for sm in self.server_metrics(sorted(set(ids) | streaks)):
+            server_by_run.setdefault(sm.run_id, {})[sm.request_key, sm.metric] = sm.value
+        for run_id in ids:
+            for (key, metric), value in server_by_run.get(run_id, {}).items():
+                per_key.setdefault(key, {}).setdefault(metric, []).append(value)
+
+        def stored_value(run_id: str, key: str, metric: str) -> float | None:
+            if metric not in METRIC_COLUMNS:
+                return server_by_run.get(run_id, {}).get((key, metric))
+            rm = by_run.get(run_id, {}).get(key)
+            return None if rm is None else rm.value(metric)
+
         open_regressions: dict[str, dict[str, OpenRegression]] = {}
         for (key, metric), stretch in chosen.open.items():
-            if metric not in METRIC_COLUMNS:
-                continue
             values = [
-                v
-                for run_id in stretch
-                if (rm := by_run.get(run_id, {}).get(key)) is not None
-                and (v := rm.value(metric)) is not None
+                v for run_id in stretch if (v := stored_value(run_id, key, metric)) is not None
             ]
             if values:
                 open_regressions.setdefault(key, {})[metric] = OpenRegression(
@@ -920,13 +1060,8 @@ class HistoryStore:
                 )
         rising: dict[str, dict[str, tuple[float, ...]]] = {}
         for (key, metric), stretch in chosen.rising.items():
-            if metric not in METRIC_COLUMNS:
-                continue
             rose = tuple(
-                v
-                for run_id in stretch
-                if (rm := by_run.get(run_id, {}).get(key)) is not None
-                and (v := rm.value(metric)) is not None
+                v for run_id in stretch if (v := stored_value(run_id, key, metric)) is not None
             )
             if rose:
                 rising.setdefault(key, {})[metric] = rose
@@ -1138,6 +1273,20 @@ def _request_stats(row: sqlite3.Row, hist: tuple[str, str] | None) -> RequestSta
         interval_histograms=intervals,
         # Without histograms (a run migrated from schema 1) the stored percentiles answer.
         locust_percentiles_ms=stored if histogram is None else {},
+    )
+
+
+def run_dir_server_metrics(run_dir: Path) -> tuple[ServerMetric, ...]:
+    """The server metrics a run folder's summary.json holds (its server budgets' values);
+    () without a summary.json (the run was not judged) or server budgets."""
+    from harness.summary import SUMMARY_FILE
+
+    if not (run_dir / SUMMARY_FILE).exists():
+        return ()
+    _, verdict = _imported_verdict(run_dir / SUMMARY_FILE)
+    run_id = run_dir.name
+    return tuple(
+        ServerMetric(run_id, *row) for row in server_metric_rows(verdict.get("budgets") or [])
     )
 
 

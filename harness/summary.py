@@ -4,10 +4,12 @@ Format history (``format_version``):
 1: first version. Every summary.json has carried ``format`` and ``format_version`` since:
    a file without a positive whole version is damaged, not older. Added since, readable
    by every version-1 reader: the budget status ``inconclusive`` (a regression budget the
-   run has too few samples to judge) and ``verdict.notes`` (what the history says beside
-   the budgets, such as a new level nobody accepted; an empty list when nothing), and
-   ``abort`` (null for a run no abort rule watched; else ``aborted``, and for an aborted
-   run the rule, request, value and message: harness.core.abort.AbortFacts).
+   run has too few samples to judge), the budget status ``no data`` (a server budget whose
+   source stopped answering or gave no samples in the window: broken) and ``verdict.notes``
+   (what the history says beside the budgets, such as a new level nobody accepted; an
+   empty list when nothing), and ``abort`` (null for a run no abort rule watched; else
+   ``aborted``, and for an aborted run the rule, request, value and message:
+   harness.core.abort.AbortFacts).
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from argparse import Namespace
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import arrivals
 import gevent
 import handoff
 import scenario_rules as rules
@@ -247,7 +248,7 @@ class _ProcessState:
 
     config: rules.ScenarioConfig | None = None
     schedule: list[float] = field(default_factory=list)
-    orders: handoff.Handoff = field(default_factory=handoff.Handoff)
+    orders: handoff.Handoff = field(default_factory=handoff.Handoff)  # reset() gives its pool
     failed: rules.FractionPicker = field(default_factory=lambda: rules.FractionPicker(0.0))
     duplicate: rules.FractionPicker = field(default_factory=lambda: rules.FractionPicker(0.0))
     forged: rules.FractionPicker = field(default_factory=lambda: rules.FractionPicker(0.0))
@@ -257,7 +258,8 @@ class _ProcessState:
     def reset(self, config: rules.ScenarioConfig) -> None:
         self.config = config
         self.schedule = rules.polling_schedule(config.time_scale)
-        self.orders = handoff.Handoff()
+        self.orders.close()
+        self.orders = handoff.Handoff(deliverer=_deliverer)
         self.failed = rules.FractionPicker(config.failed_fraction)
         self.duplicate = rules.FractionPicker(config.duplicate_fraction)
         self.forged = rules.FractionPicker(config.forged_fraction)
@@ -299,7 +301,9 @@ def on_init(environment: Environment, runner: Runner | None = None, **_kwargs: A
 
 def apply_mix(environment: Environment, config: rules.ScenarioConfig) -> None:
     """Weights and fixed counts from the knobs; a class at 0 is not run at all."""
-    CheckoutUser.weight = config.checkout_weight
+    # Open model: checkouts are arrivals (arrivals.py), not users; the rest stays closed-loop.
+    open_model = arrivals.enabled(environment.parsed_options)
+    CheckoutUser.weight = 0 if open_model else config.checkout_weight
     PhonePeWebhookSender.weight = config.webhook_weight
     HealthProber.fixed_count = config.health_users
     HealthProber.weight = 1 if config.health_users else 0
@@ -354,22 +358,22 @@ def on_test_start(environment: Environment, **_kwargs: Any) -> None:
     STATE.reset(config)
 
 
-@events.spawning_complete.add_listener
-def warn_unserved_orders(user_count: int, **_kwargs: Any) -> None:
+@events.test_stopping.add_listener
+def stop_deliverers(**_kwargs: Any) -> None:
+    """The process's own deliverers stop with the run (its users stop on their own)."""
+    STATE.orders.close()
+
+
+def _deliverer(orders: handoff.Handoff) -> gevent.Greenlet:
+    """One deliverer of this process's hand-off: a PhonePeWebhookSender outside Locust's
+    user count, so that no process holds orders without a deliverer (handoff.py)."""
     environment = STATE.environment
-    if environment is None or environment.runner is None:
-        return
-    if isinstance(environment.runner, MasterRunner):
-        return
-    counts = environment.runner.user_classes_count
-    checkouts = counts.get(CheckoutUser.__name__, 0)
-    if checkouts and not counts.get(PhonePeWebhookSender.__name__, 0):
-        log.warning(
-            "paybench scenarios: this Locust process runs %d checkout users but no "
-            "PhonePeWebhookSender: their orders get no callback and settle only if the host "
-            "reconciles them itself; raise --webhook-weight or the user count",
-            checkouts,
-        )
+    assert environment is not None, "the locustfile's init event has not run"
+    if environment.host and PhonePeWebhookSender.host != environment.host:
+        PhonePeWebhookSender.host = environment.host  # what Locust's runner does for its users
+    sender = PhonePeWebhookSender(environment)
+    sender.prepare(orders)
+    return gevent.spawn(sender.deliver_until_closed)
 
 
 # ---------------------------------------------------------------------------------------
@@ -430,7 +434,8 @@ class PaybenchUser(FastHttpUser):
         ended_perf: float,
         problem: str | None,
     ) -> None:
-        self.environment.events.request.fire(
+        # The client's event: an arrival's (arrivals.SlippedEvent) records it twice.
+        self.client.request_event.fire(
             request_type="FLOW",
             name=name,
             response_time=(ended_perf - started_perf) * 1000.0,
@@ -593,7 +598,7 @@ class CheckoutUser(PaybenchUser):
             return f"{head}: PhonePe's {outcome} callback was refused ({order.callback})"
         if not handed:
             return f"{head}: the webhook hand-off queue was full; raise --webhook-weight"
-        if STATE.orders.senders_started == 0:
+        if STATE.orders.senders_started == 0 and STATE.orders.pool_started == 0:
             return (
                 f"{head}: no PhonePeWebhookSender runs in this Locust process to deliver the "
                 "callback; raise --webhook-weight or the user count"
@@ -602,6 +607,19 @@ class CheckoutUser(PaybenchUser):
             f"{head}: its callback was still queued (the webhook senders are behind; raise "
             "--webhook-weight or lower --payer-delay)"
         )
+
+
+def arrival_journey(environment: Environment, slip_ms: float) -> None:
+    """One open-model arrival: a new payer's checkout journey, ``slip_ms`` after its time."""
+    if environment.host and CheckoutUser.host != environment.host:
+        CheckoutUser.host = environment.host  # what Locust's runner does for its users
+    user = CheckoutUser(environment)
+    user.client.request_event = arrivals.SlippedEvent(environment.events.request, slip_ms)
+    user.on_start()
+    user.checkout()
+
+
+arrivals.install(arrival_journey)
 
 
 class PhonePeWebhookSender(PaybenchUser):
@@ -613,10 +631,13 @@ class PhonePeWebhookSender(PaybenchUser):
         return 0.0  # the task itself waits in the hand-off queue, without spinning
 
     def on_start(self) -> None:
-        self.config = STATE.current(self.environment)
-        self.orders = STATE.orders
+        self.prepare(STATE.orders)
         self.orders.senders += 1
         self.orders.senders_started += 1
+
+    def prepare(self, orders: handoff.Handoff) -> None:
+        self.config = STATE.current(self.environment)
+        self.orders = orders
         self.path = self.config.path("/payments/v2/webhook")
         username, password = self.config.webhook_username, self.config.webhook_password
         self.genuine_headers = {
@@ -630,6 +651,12 @@ class PhonePeWebhookSender(PaybenchUser):
 
     def on_stop(self) -> None:
         self.orders.senders -= 1
+
+    def deliver_until_closed(self) -> None:
+        """A deliverer of the hand-off's pool: the user's task, until the queue closes."""
+        self._state = LOCUST_STATE_RUNNING
+        while not self.orders.closed:
+            self.deliver_due()
 
     @task
     def deliver_due(self) -> None:

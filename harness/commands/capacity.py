@@ -11,7 +11,9 @@ The IO edge of capacity planning (the analysis is ``harness.core.capacity``, pur
    When it says stop, Locust gets one SIGINT (from outside: the shape itself only knows
    the plan), stops its users and writes its outputs and the exact histograms as on Ctrl-C.
 3. From the exact histograms (``paybench.hdr.json``) each step's steady part is measured
-   again and judged by ``evaluate`` against budgets.yaml; ``capacity.analyse`` answers;
+   again and judged by ``evaluate`` against budgets.yaml, and its server budgets on
+   server.jsonl over the same steady part (scraped as for ``paybench run``; the cost figure,
+   CPU seconds per checkout, from the target process' CPU); ``capacity.analyse`` answers;
    capacity.html and capacity.md are written into the run folder.
 
 Only progress lines go to the ``progress`` callback: nothing here prints.
@@ -53,6 +55,7 @@ from harness.core.model import (
     RunMeta,
     RunResult,
 )
+from harness.core.server_eval import Window, cpu_seconds, judge_server, with_server_results
 from harness.errors import (
     EXIT_BUDGET_BROKEN,
     EXIT_INTERRUPTED,
@@ -71,6 +74,8 @@ from harness.recording import (
     load_recording,
 )
 from harness.runfolder import HDR_FILE, LOG_FILE, LiveLine, bugs_reported_in, new_run_id
+from harness.server.results import load_run_server_data
+from harness.server.scraper import scraping_hook
 
 PROFILE = "capacity"
 # The scenario knobs of a capacity run unless the caller sets others: PhonePe's timing 50
@@ -186,6 +191,9 @@ def capacity(
         f"capacity run {spec.run_id}: {len(counts)} steps of {step_time_s:g} s, "
         f"{counts[0]} to {counts[-1]} users"
     )
+    # The server budgets' sources, scraped at the recording's interval (as `paybench run`).
+    hook = scraping_hook(budgets.server, source_file=budgets.source, interval_s=interval_s)
+    spec = dataclasses.replace(spec, around_load=hook)
     monitor = _LiveMonitor(counts, step_time_s, interval_s, budgets, rules, say)
     finished = execute(spec, monitor, poll_s=_POLL_S)
     with bugs_reported_in(finished.run_dir):
@@ -263,7 +271,9 @@ def _answer(
     run_dir, record = finished.run_dir, finished.record
     if not finished.has_recording:
         raise finished.no_recording_error()
-    steps, notes = measure_steps(run_dir, counts, step_time_s, budgets)
+    steps, notes = measure_steps(
+        run_dir, counts, step_time_s, budgets, builtin_target=record.target == "reference"
+    )
     stop = monitor.decision if finished.outcome.stopped else None
     if finished.incomplete_reason is None and stop is None and steps:
         stop = StopDecision("max users", steps[-1].users, f"ran every step up to {counts[-1]}")
@@ -360,15 +370,27 @@ def _knob_args(knobs: Mapping[str, str]) -> tuple[str, ...]:
 
 
 def step_budgets(budgets: Budgets) -> Budgets:
-    """The budgets a single step is judged on: no request counts, no regressions."""
+    """The budgets a single step is judged on: no request counts, no regressions, no server
+    budget on the whole run (``.run``: an invariant of the run, not of a step)."""
     kept = tuple(b for b in budgets.budgets if b.metric not in STEP_EXCLUDED_METRICS)
-    return dataclasses.replace(budgets, budgets=kept, regressions=())
+    server = budgets.server
+    if server is not None:
+        server = dataclasses.replace(
+            server, budgets=tuple(b for b in server.budgets if b.stat != "run")
+        )
+    return dataclasses.replace(budgets, budgets=kept, regressions=(), server=server)
 
 
 def measure_steps(
-    run_dir: Path, counts: Sequence[int], step_time_s: float, budgets: Budgets
+    run_dir: Path,
+    counts: Sequence[int],
+    step_time_s: float,
+    budgets: Budgets,
+    *,
+    builtin_target: bool = True,
 ) -> tuple[list[Step], tuple[str, ...]]:
-    """Every complete step from the exact histograms, judged; and notes for the reader."""
+    """Every complete step from the exact histograms, judged (the server budgets on
+    server.jsonl over the same window); and notes for the reader."""
     rec = load_recording(run_dir / HDR_FILE)
     origin = rec.test_start_epoch
     if origin is None:
@@ -383,16 +405,29 @@ def measure_steps(
         min_steady_s=_min_steady_s(step_time_s),
     )
     judged = step_budgets(budgets)
+    scraped = load_run_server_data(run_dir)
     steps, notes = [], []
     for w in windows:
         requests = rec.request_stats(w.start_epoch, w.end_epoch)
         total = rec.aggregate(w.start_epoch, w.end_epoch)
         verdict = evaluate(_step_result(run_dir.name, w, requests, total), judged)
-        steps.append(
-            step_from_stats(
-                users=w.users, requests=requests, verdict=verdict, start_s=w.start_epoch - origin
+        step_window = Window(w.start_epoch, w.end_epoch, scraped[0] if scraped else rec.interval_s)
+        if judged.server is not None and judged.server.budgets:
+            server = judge_server(
+                judged.server,
+                None if scraped is None else scraped[1],
+                step_window,
+                builtin_target=builtin_target,
             )
+            verdict = with_server_results(verdict, server)
+        step = step_from_stats(
+            users=w.users, requests=requests, verdict=verdict, start_s=w.start_epoch - origin
         )
+        cpu_s = None if scraped is None else cpu_seconds(scraped[1], step_window)
+        checkouts = next((r.count for r in requests if r.key == CHECKOUT_KEY), 0)
+        if cpu_s is not None and checkouts:
+            step = dataclasses.replace(step, cpu_s_per_checkout=cpu_s / checkouts)
+        steps.append(step)
         facts = rec.generator_facts(w.start_epoch, w.end_epoch)
         cpu = facts.max_cpu_pct
         runnable = max((s.runnable_pct or 0.0 for s in facts.cpu), default=0.0)

@@ -11,14 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.config import load_budgets
+from harness.core import server_regressions
 from harness.core.abort import with_abort
 from harness.core.evaluate import evaluate, exit_code, format_verdict_table
-from harness.core.model import Budgets, RunResult, Verdict
-from harness.core.server_eval import with_server_results
+from harness.core.model import Baseline, BudgetResult, Budgets, RunResult, Verdict
+from harness.core.server_eval import Window, with_server_results
 from harness.errors import EXIT_INTERRUPTED, ConfigError, StorageError
 from harness.results import read_meta, read_run
 from harness.runfolder import SUMMARY_FILE, bugs_reported_in, write_baseline
-from harness.server.results import server_results
+from harness.server.results import load_run_server_data, recording_start_epoch, server_results
+from harness.server.scraper import DEFAULT_INTERVAL_S
 from harness.summary import write_summary
 
 
@@ -49,6 +51,49 @@ class RunOutcome:
         if self.history_note:
             out.append(f"history:    {self.history_note}")
         return tuple(out)
+
+
+def _has_regressions(budgets: Budgets) -> bool:
+    return bool(budgets.regressions or (budgets.server and budgets.server.regressions))
+
+
+def server_regression_results(
+    run_dir: Path, result: RunResult, budgets: Budgets, baseline: Baseline | None
+) -> tuple[BudgetResult, ...]:
+    """``regressions.server``: each metric's steady-state value from server.jsonl, judged
+    against the baseline (``harness.core.server_regressions``)."""
+    section = budgets.server
+    if section is None or not section.regressions:
+        return ()
+    scraped = load_run_server_data(run_dir)
+    start = recording_start_epoch(run_dir)
+    data = None if scraped is None or start is None else scraped[1]
+    origin = start or 0.0
+    window = Window(
+        origin + result.steady_start_s,
+        origin + result.steady_end_s,
+        scraped[0] if scraped is not None else DEFAULT_INTERVAL_S,
+    )
+    measured = server_regressions.measure(
+        section.regressions,
+        section.sources,
+        data,
+        window,
+        builtin_target=result.meta.target == "reference",
+        completed=result.total.count,
+    )
+    return server_regressions.judge_all(section.regressions, measured, baseline)
+
+
+def verdict_of(
+    run_dir: Path, result: RunResult, budgets: Budgets, baseline: Baseline | None
+) -> Verdict:
+    """The run's verdict: request budgets and regressions, an abort, the server budgets and
+    the server regressions. ``paybench report`` renders it again with the same call."""
+    verdict = with_abort(evaluate(result, budgets, baseline), result.meta.extra)
+    verdict = with_server_results(verdict, server_results(run_dir, result, budgets))
+    regressed = server_regression_results(run_dir, result, budgets, baseline)
+    return with_server_results(verdict, regressed)
 
 
 def check(*, run_dir: Path, budgets_path: Path, profile: str | None = None) -> RunOutcome:
@@ -82,7 +127,7 @@ def judge(
     baseline = None
     unusable: str | None = None  # why the history was left aside
     refused: StorageError | None = None
-    if store is not None and budgets.regressions:
+    if store is not None and _has_regressions(budgets):
         try:
             baseline = store.baseline_for(result, n=budgets.baseline_runs)
             if baseline is not None:
@@ -97,8 +142,7 @@ def judge(
             store, unusable = None, e.message
     if baseline is not None:
         write_baseline(run_dir, baseline)
-    verdict = with_abort(evaluate(result, budgets, baseline), result.meta.extra)
-    verdict = with_server_results(verdict, server_results(run_dir, result, budgets))
+    verdict = verdict_of(run_dir, result, budgets, baseline)
     code = EXIT_INTERRUPTED if interrupted else exit_code(verdict)
     write_summary(run_dir, result, verdict, code)
     from harness.report import write_reports
@@ -122,7 +166,7 @@ def judge(
         )
     if unusable is not None:
         note = f"not recorded: {unusable}"
-        if budgets.regressions and baseline is None:
+        if _has_regressions(budgets) and baseline is None:
             note += " (the regression budgets were judged without a baseline)"
     return RunOutcome(
         run_dir=run_dir,

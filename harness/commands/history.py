@@ -15,7 +15,7 @@ from harness.commands import Reply
 from harness.core.format import DASH
 from harness.core.model import BaselineDecision
 from harness.runfolder import write_atomic
-from harness.store import DEFAULT_HISTORY, HistoryStore, ImportedRun, RunRow
+from harness.store import DEFAULT_HISTORY, HistoryStore, ImportedRun, RunRow, ServerMetric
 
 
 def show(
@@ -27,7 +27,9 @@ def show(
     rows = store.list_runs(profile=profile, last=last)
     shown = {r.run_id for r in rows}
     decisions = [d for d in store.decisions(profile=profile) if d.from_run_id in shown]
-    return Reply(lines=tuple(format_run_rows(rows, decisions)))
+    server = store.server_metrics([r.run_id for r in rows])
+    lines = [*format_run_rows(rows, decisions), *format_server_rows(rows, server)]
+    return Reply(lines=tuple(lines))
 
 
 def import_runs(*, history: Path = DEFAULT_HISTORY, run_dirs: Sequence[Path]) -> Reply:
@@ -135,6 +137,31 @@ def format_run_rows(
         lines.append("accepted levels (paybench baseline accept|pin), oldest first:")
         lines.extend(f"  {format_decision(d)}" for d in decisions)
     return lines
+
+
+def format_server_rows(rows: Sequence[RunRow], server: Sequence[ServerMetric]) -> list[str]:
+    """The server metrics of the listed runs (their server budgets' values), a row per run
+    and a column per source and metric; nothing when no run has any."""
+    from harness.core.format import Column, fmt_value, text_table
+
+    if not server:
+        return []
+    by_run: dict[str, dict[tuple[str, str], ServerMetric]] = {}
+    for m in server:
+        by_run.setdefault(m.run_id, {})[m.source, m.metric] = m
+    keys = list(dict.fromkeys((m.source, m.metric) for m in server))
+    units = {(m.source, m.metric): m.unit for m in server}
+    columns = (Column("run id"), *(Column(f"{s} {metric}", "right") for s, metric in keys))
+    table = []
+    for r in rows:
+        have = by_run.get(r.run_id, {})
+        table.append(
+            [
+                r.run_id,
+                *(fmt_value(have[k].value if k in have else None, units[k]) for k in keys),
+            ]
+        )
+    return ["", "server metrics (steady state; .run: the whole run):", *text_table(columns, table)]
 
 
 def history_import(

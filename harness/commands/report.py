@@ -10,14 +10,11 @@ import dataclasses
 from pathlib import Path
 
 from harness.commands import Reply
+from harness.commands.check import verdict_of
 from harness.config import load_budgets
-from harness.core.abort import with_abort
-from harness.core.evaluate import evaluate
-from harness.core.server_eval import with_server_results
 from harness.errors import ConfigError
 from harness.results import read_meta, read_run
 from harness.runfolder import BUDGETS_SNAPSHOT, bugs_reported_in, load_baseline, load_run_record
-from harness.server.results import server_results
 
 
 def report(*, run_dir: Path, budgets_path: Path | None = None) -> Reply:
@@ -38,8 +35,7 @@ def report(*, run_dir: Path, budgets_path: Path | None = None) -> Reply:
             if record is not None and record.budgets:
                 budgets = dataclasses.replace(budgets, source=record.budgets)
         result = read_run(run_dir, warmup_s=budgets.warmup_s)
-        verdict = with_abort(evaluate(result, budgets, load_baseline(run_dir)), result.meta.extra)
-        verdict = with_server_results(verdict, server_results(run_dir, result, budgets))
+        verdict = verdict_of(run_dir, result, budgets, load_baseline(run_dir))
         from harness.report import write_reports
 
         files = write_reports(run_dir, result, verdict, budgets)

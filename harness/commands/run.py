@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.commands.check import RunOutcome, judge
 from harness.config import load_budgets
-from harness.core import catalogue
+from harness.core import arrivals, catalogue
 from harness.core.budgets import selector_matches
 from harness.core.hosts import check_host
 from harness.core.model import Budgets, is_percentile_metric, percentile_of
@@ -61,6 +61,9 @@ def run(
     expect_workers: int | None = None,
     expect_workers_timeout_s: float | None = None,
     master_bind: str | None = None,
+    arrival_rate: str | None = None,
+    arrival_stages: str | None = None,
+    max_in_flight: str | None = None,
 ) -> RunOutcome:
     """Run a load profile, judge it against the budgets, write the reports (module doc)."""
     master_plan = _master_plan(
@@ -86,6 +89,15 @@ def run(
     prof = load_profile(profile) if profile is not None else None
     if workers < 0:
         raise ConfigError(f"--workers {workers}: must be 0 (one process) or more")
+    try:  # open-model arrivals (harness.core.arrivals), checked before anything runs
+        arrival_args = arrivals.locust_args(
+            arrival_rate, arrival_stages, max_in_flight,
+            prof.settings if prof else None, str(prof.path) if prof else "the profile",
+        )  # fmt: skip
+    except arrivals.ArrivalError as exc:
+        raise ConfigError(str(exc)) from None
+    if arrival_stages and run_time_s is None:  # the stages' length is the run's
+        run_time_s = arrivals.total_duration_s(arrivals.parse_stages(arrival_stages))
     if host:
         check_host(host, budgets.allowed_hosts, allow_hosts)
 
@@ -109,6 +121,7 @@ def run(
             spawn_rate=spawn_rate,
             run_time_s=run_time_s,
             workers=workers,
+            extra_args=arrival_args,
             stop_timeout_s=None if prof and "stop-timeout" in prof.settings else STOP_TIMEOUT_S,
             allow_hosts=(*budgets.allowed_hosts, *allow_hosts),
             master=master_plan,

@@ -105,6 +105,7 @@ def trend_report(
         min_magnitude=min_magnitude,
         left_out=left_out,
         decisions=store.decisions(profile=profile),
+        server=store.server_metrics([r.run_id for r in shown]),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -62,7 +63,8 @@ PROFILE_KEYS = (
     "server",
     "abort",
 )
-REGRESSION_KEYS = ("requests", "run")
+# server: harness.core.server_regressions (parsed with the server section)
+REGRESSION_KEYS = ("requests", "run", "server")
 STEADY_STATE_KEYS = ("warmup",)
 HOSTS_KEYS = ("allow",)
 CAPACITY_KEYS = ("expected_peak_rps",)
@@ -372,10 +374,16 @@ def _an(phrase: str) -> str:
     return f"an {phrase}" if phrase[:1] in "aeiou" else f"a {phrase}"
 
 
-def _parse_limit(ctx: _Ctx, metric: str, value: Any) -> tuple[Operator, float, str]:
-    """``"< 2s"`` for ``avg`` -> ``("<", 2000.0, "< 2s")``; the limit in the metric's unit."""
-    info = registry.metric(metric)
-    example = info.example
+def split_limit(
+    ctx: _Ctx,
+    value: Any,
+    example: str,
+    number_re: re.Pattern[str] = _NUMBER,
+    negative: tuple[str, str] = ("negative limit in {text!r}", "a limit must be greater than zero"),
+) -> tuple[Operator, float, str, str]:
+    """``"< 2s"`` -> ``("<", 2.0, "s", "< 2s")``: operator, number, unit and the text; the
+    one parser of a limit, for request and server budgets (``example``: ``key: "< 2s"``).
+    ``negative`` is the problem and fix for a negative (or infinite) number."""
     if isinstance(value, bool) or not isinstance(value, str):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             ctx.fail(
@@ -398,14 +406,22 @@ def _parse_limit(ctx: _Ctx, metric: str, value: Any) -> tuple[Operator, float, s
     if op_text not in _OPERATORS:
         ctx.fail(f"unknown operator {op_text!r} in {text!r}", "use <, <=, > or >=")
     op: Operator = op_text
-    m = _NUMBER.match(rest)
+    m = number_re.match(rest)
     if not m:
         ctx.fail(f"{text!r} has no number after the operator", f"write e.g. {example}")
     number = float(m.group(0))
     unit = rest[m.end() :].strip()
     # The sign is parsed (not left to the regex) so that "-5ms" says negative, not "no number".
-    if number < 0:
-        ctx.fail(f"negative limit in {text!r}", "a limit must be greater than zero")
+    if number < 0 or not math.isfinite(number):
+        ctx.fail(negative[0].format(text=text), negative[1])
+    return op, number, unit, text
+
+
+def _parse_limit(ctx: _Ctx, metric: str, value: Any) -> tuple[Operator, float, str]:
+    """``"< 2s"`` for ``avg`` -> ``("<", 2000.0, "< 2s")``; the limit in the metric's unit."""
+    info = registry.metric(metric)
+    example = info.example
+    op, number, unit, text = split_limit(ctx, value, example)
 
     if info.kind == "latency":
         if not unit:
@@ -951,7 +967,8 @@ def parse_budgets(
     server = parse_server(ctx, data, server_overrides, profile)
     if server is not None:
         result = replace(result, server=server)
-    if not result.budgets and not result.regressions and not (server and server.budgets):
+    judged_server = server is not None and bool(server.budgets or server.regressions)
+    if not result.budgets and not result.regressions and not judged_server:
         where = ctx.at("profiles", profile) if profile in built else ctx.at("requests")
         what = f"no budgets for profile {profile!r}" if profile else "no budgets"
         where.fail(

@@ -69,6 +69,9 @@ PLAIN_NAMES: Mapping[str, str] = {
     request_key(*catalogue.HEALTH_PAYMENTS): "the payments health check",
     request_key(*catalogue.FLOW_CHECKOUT): "the checkout flow",
     AGGREGATE_KEY: "all requests",
+    # The built-in target's server sources (a declared one keeps its name: "redis (server)").
+    "target_process (server)": "the API process",
+    "target (server)": "the API",
 }
 
 
@@ -96,6 +99,7 @@ class BrokenBudget:
     unit: str  # "ms", "%", ...
     limit_text: str  # as written, "< 2s"
     margin_pct: float | None  # negative: how far past the limit, in percent of it
+    server: bool = False  # a server budget (budgets.yaml's server:)
 
     def __str__(self) -> str:
         measured = "no value" if self.measured is None else fmt_value(self.measured, self.unit)
@@ -122,6 +126,9 @@ class Step:
     mean_ms: float | None = None  # every HTTP request together
     start_s: float = 0.0  # seconds since the run started, where the steady part begins
     requests: int = 0
+    # The cost figure: the target process' CPU seconds per checkout over the steady part
+    # (server.jsonl's process_cpu_seconds_total); None without it or without checkouts.
+    cpu_s_per_checkout: float | None = None
 
     def rate(self, basis: Basis) -> float:
         return self.checkout_rps if basis == "checkouts" else self.throughput_rps
@@ -135,8 +142,9 @@ class Step:
 def broken_budgets(verdict: Verdict) -> tuple[BrokenBudget, ...]:
     """The absolute budgets that failed in ``verdict``, worst margin first.
 
-    "no samples" is not a break (a short step may see no webhook of one kind), and
-    regression budgets do not apply to a single step.
+    "no samples" is not a break (a short step may see no webhook of one kind), nor is "no
+    data" (a server source that stopped answering tells nothing of the load), and
+    regression budgets do not apply to a single step. Server budgets break like any other.
     """
     broken = [
         _broken(r) for r in verdict.results if r.status == "fail" and isinstance(r.budget, Budget)
@@ -154,6 +162,7 @@ def _broken(result: BudgetResult) -> BrokenBudget:
         unit=budget.unit,
         limit_text=budget.text,
         margin_pct=result.margin_pct,
+        server=budget.key_path.startswith("server."),
     )
 
 
@@ -679,11 +688,19 @@ def review_sentence(a: CapacityAnalysis) -> str:
             head += f", only {a.headroom:.1f}x {peak}: below the expected peak"
     last = a.steps[-1].users
     if broke is not None:
-        text = f"{head}; {_first_break(broke)} at {broke.users} users."
+        text = f"{head}; {_first_break(broke)} at {broke.users} users"
+        if broke.broken[0].server:
+            # "the API process crosses 70 % CPU at about 180 checkouts/s"
+            text += f", about {_about(broke.rate(a.basis))} {unit}"
+        text += "."
     elif not lower_bound:
         text = f"{head}; no budget broke up to {last} users."
     else:
         text = f"{head}; capacity not reached up to {last} users (no budget broke, no knee)."
+    cost = held.cpu_s_per_checkout
+    if cost is not None and a.basis == "checkouts":
+        text += f" Each checkout costs the API process about {_about(cost * 1000.0)} CPU ms"
+        text += f" at {held.users} users."
     if a.expected_peak_rps is None:
         text += (
             " No expected peak was given (--expected-peak-rps, or capacity.expected_peak_rps"

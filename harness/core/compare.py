@@ -24,6 +24,9 @@ Methods (each MetricChange names the one it used):
 - Error rate: the change in percentage points with Newcombe's hybrid score interval for a
   difference of two independent proportions (Newcombe 1998, Statistics in Medicine 17,
   873-890, method 10), built from Wilson score intervals.
+- Server metrics (a server budget's measured value, kept by the history and summary.json):
+  the change in percent of the base, without an interval (one value per run), and whether
+  it is worse by the metric's direction; never counted a significant regression.
 
 Resampling uses ``numpy.random.default_rng(seed)``. A change is significant when its
 interval excludes zero.
@@ -96,6 +99,52 @@ class MetricChange:
 
 
 @dataclass(frozen=True)
+class ServerChange:
+    """One server metric (``cpu_percent`` of ``target_process``): base -> candidate."""
+
+    source: str
+    metric: str
+    unit: str
+    base: float | None
+    candidate: float | None
+
+    @property
+    def request_key(self) -> str:
+        return f"{self.source} (server)"
+
+    @property
+    def change_pct(self) -> float | None:
+        return _relative(self.base, self.candidate)
+
+    @property
+    def worse(self) -> bool | None:
+        """Worse by the metric's direction (None: unchanged, or not on both sides)."""
+        if self.base is None or self.candidate is None or self.base == self.candidate:
+            return None
+        found = registry.lookup(self.metric)
+        higher_is_worse = found.higher_is_worse if found else True
+        return (self.candidate > self.base) == higher_is_worse
+
+
+def compare_server(base: Sequence[Any], candidate: Sequence[Any]) -> tuple[ServerChange, ...]:
+    """Server metrics of two runs (items with ``source``, ``metric``, ``unit``, ``value``,
+    such as ``store.ServerMetric``), in the base's order, then those only the candidate has."""
+    b = {(m.source, m.metric): m for m in base}
+    c = {(m.source, m.metric): m for m in candidate}
+    keys = [*b, *(k for k in c if k not in b)]
+    return tuple(
+        ServerChange(
+            source,
+            metric,
+            (b.get((source, metric)) or c[source, metric]).unit,
+            None if (source, metric) not in b else float(b[source, metric].value),
+            None if (source, metric) not in c else float(c[source, metric].value),
+        )
+        for source, metric in keys
+    )
+
+
+@dataclass(frozen=True)
 class MetadataDifference:
     field: str
     base: Any
@@ -117,6 +166,7 @@ class Comparison:
     only_in_candidate: tuple[str, ...] = ()
     resamples: int = RESAMPLES
     seed: int = 1
+    server: tuple[ServerChange, ...] = ()
 
     @property
     def regressions(self) -> tuple[MetricChange, ...]:
@@ -150,7 +200,8 @@ def compare_runs(
     seed: int = 1,
     metrics: Sequence[str] = COMPARED_METRICS,
 ) -> Comparison:
-    """Compare ``candidate`` with ``base`` (RunResult or store.StoredRun each).
+    """Compare ``candidate`` with ``base`` (RunResult or store.StoredRun each; a StoredRun's
+    ``server`` metrics are compared too).
 
     Raises ConfigError naming every checked metadata field that differs, unless ``force``.
     """
@@ -188,6 +239,7 @@ def compare_runs(
         only_in_candidate=tuple(k for k in c_reqs if k not in b_reqs),
         resamples=resamples,
         seed=seed,
+        server=compare_server(getattr(base, "server", ()), getattr(candidate, "server", ())),
     )
 
 
@@ -470,6 +522,29 @@ def format_comparison(c: Comparison) -> list[str]:
         lines.append("only in base: " + ", ".join(c.only_in_base))
     if c.only_in_candidate:
         lines.append("only in candidate: " + ", ".join(c.only_in_candidate))
+    if c.server:
+        lines.append("")
+        lines.append("server metrics (one value per run: no interval, no significance)")
+        server_columns = (
+            Column("source"),
+            Column("metric"),
+            Column("base", "right"),
+            Column("candidate", "right"),
+            Column("change", "right"),
+            Column("direction"),
+        )
+        rows = [
+            [
+                ch.request_key,
+                ch.metric,
+                fmt_value(ch.base, ch.unit),
+                fmt_value(ch.candidate, ch.unit),
+                fmt_change(ch.change_pct, "%"),
+                {True: "worse", False: "better", None: DASH}[ch.worse],
+            ]
+            for ch in c.server
+        ]
+        lines.extend(text_table(server_columns, rows))
     n = len(c.regressions)
     lines.append(f"{n} significant regression{'s' if n != 1 else ''}")
     return lines

@@ -592,10 +592,12 @@ def _fmt_ci(low: float | None, high: float | None, unit: str) -> str:
 
 
 def status_label(r: BudgetResult) -> str:
-    """The result column: PASS, MARGINAL, FAIL, FAIL (marginal), NO SAMPLES, SKIPPED,
-    INCONCLUSIVE."""
+    """The result column: PASS, MARGINAL, FAIL, FAIL (marginal), NO SAMPLES, NO DATA,
+    SKIPPED, INCONCLUSIVE."""
     if r.status == "no samples":
         return "NO SAMPLES"
+    if r.status == "no data":
+        return "NO DATA"
     if r.status == "skipped":
         return "SKIPPED"
     if r.status == "inconclusive":
@@ -613,7 +615,7 @@ def verdict_rows(verdict: Verdict) -> list[list[str]]:
         unit = metric_unit(b.metric)
         metric = f"{b.metric} vs base" if isinstance(b, RegressionBudget) else b.metric
         margin = fmt_margin(r.margin_pct)
-        if r.status in ("no samples", "skipped") or r.measured is None:
+        if r.status in ("no samples", "no data", "skipped") or r.measured is None:
             margin = DASH
         rows.append(
             [

@@ -189,6 +189,24 @@ _SERVER = tuple(
     for name, kind, better, label, phrase in _SERVER_ROWS
 )
 SERVER_NAMED: dict[str, Metric] = {m.name: m for m in _SERVER}
+# A cost figure over two kinds of data: the target process' CPU time (a server source) per
+# request completed in the steady state (the client's count). Judged against the history's
+# baseline only (regressions.server, harness.core.server_regressions): its absolute value
+# depends on the machine.
+PER_REQUEST: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric(
+            "cpu_ms_per_request",
+            "latency",
+            "lower",
+            "CPU/request",
+            "CPU time per completed request",
+            regressable=False,
+            source="server",
+        ),
+    )
+}
 # A statistic over the window's samples, after the name: cpu_percent.max, memory_percent.p95
 # (the bare name is the window's average; .run the whole run's, for an invariant).
 _SERVER_NAME = re.compile(r"(?P<base>[a-z][a-z0-9_]*)(?:\.(?P<stat>min|max|run|p\d+(?:\.\d+)?))?")
@@ -263,6 +281,8 @@ def lookup(name: str) -> Metric | None:
 def _server_metric(name: str) -> Metric | None:
     """``cpu_percent``, ``cpu_percent.max``, ``rate(x{}).p95``: a server metric, or None."""
     m = _SERVER_NAME.fullmatch(name)
+    if m is not None and m.group("base") in PER_REQUEST and m.group("stat") is None:
+        return PER_REQUEST[m.group("base")]
     if m is not None and m.group("base") in SERVER_NAMED:
         base = SERVER_NAMED[m.group("base")]
     else:

@@ -26,7 +26,9 @@ Operator = Literal["<", "<=", ">", ">="]
 # "skipped": a regression budget with no baseline yet (the first comparable run): not broken.
 # "inconclusive": a regression budget the run has too few samples to judge: not broken either,
 # and not a pass.
-Status = Literal["pass", "fail", "no samples", "skipped", "inconclusive"]
+# "no data": a server budget whose source stopped answering (or gave no samples in the
+# window): broken, as "no samples" is for a request budget.
+Status = Literal["pass", "fail", "no samples", "no data", "skipped", "inconclusive"]
 Outcome = Literal["PASS", "FAIL", "UNRELIABLE", "INCOMPLETE"]
 
 

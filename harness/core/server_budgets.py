@@ -25,17 +25,14 @@ whose helpers this module uses (it imports this one lazily).
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from harness.core import metrics as registry
 from harness.core.budgets import (
     _OFF,
-    _OP_CHARS,
-    _OPERATORS,
     _Ctx,
     _duration_s,
     _is_off,
@@ -43,8 +40,12 @@ from harness.core.budgets import (
     _mapping,
     _suggest,
     format_key_path,
+    split_limit,
 )
 from harness.core.model import Budget, Operator
+
+if TYPE_CHECKING:
+    from harness.core.server_regressions import ServerRegressionBudget
 
 SourceKind = Literal["prometheus", "promql", "redis", "postgres", "process"]
 SOURCE_KINDS: tuple[SourceKind, ...] = ("prometheus", "promql", "redis", "postgres", "process")
@@ -539,16 +540,20 @@ class ServerSection:
     sources: tuple[SourceSpec, ...] = ()
     budgets: tuple[ServerBudget, ...] = ()
     declared: tuple[str, ...] = field(default=())  # names declared under sources:
+    # regressions.server: judged against the history's baseline (core.server_regressions)
+    regressions: tuple[ServerRegressionBudget, ...] = ()
 
     def source(self, name: str) -> SourceSpec | None:
         return next((s for s in self.sources if s.name == name), None)
 
-    def budgets_on(self, source: str) -> tuple[ServerBudget, ...]:
-        return tuple(b for b in self.budgets if b.selector == source)
+    def budgets_on(self, source: str) -> tuple[ServerBudget | ServerRegressionBudget, ...]:
+        """The budgets and regression budgets on ``source`` (what its scrape must give)."""
+        both: tuple[ServerBudget | ServerRegressionBudget, ...] = (*self.budgets, *self.regressions)
+        return tuple(b for b in both if b.selector == source)
 
     def used_sources(self, *, builtin_target: bool) -> tuple[SourceSpec, ...]:
         """The sources some budget reads (the built-in ones only with the built-in target)."""
-        used = {b.selector for b in self.budgets}
+        used = {b.selector for b in self.budgets} | {b.selector for b in self.regressions}
         return tuple(
             s for s in self.sources if s.name in used and (builtin_target or not s.builtin)
         )
@@ -810,31 +815,16 @@ def _limit(
     ctx: _Ctx, info: registry.Metric, quantity: str, value: Any
 ) -> tuple[Operator, float, str]:
     """``"< 70%"`` -> ("<", 70.0, "< 70%"), the limit in the metric's unit (metrics.KIND_UNITS)."""
+    # The operator and number as for a request budget (budgets.split_limit); a server limit
+    # may be zero ("<= 0") and written with an exponent (a raw expression's "< 1e6").
+    op, number, unit, text = split_limit(
+        ctx,
+        value,
+        info.example,
+        _NUMBER,
+        ("{text!r} is negative or not finite", "a limit is zero or more"),
+    )
     example = info.example.split(": ", 1)[1]
-    if isinstance(value, bool) or not isinstance(value, str):
-        if isinstance(value, (int, float)):
-            ctx.fail(
-                f"{value} has no operator",
-                f"write the operator (and unit) in quotes, e.g. {example}",
-            )
-        ctx.fail(f"expected a budget like {example}, got {_kind(value)}", f"write e.g. {example}")
-    text = value.strip()
-    op_len = 0
-    while op_len < len(text) and text[op_len] in _OP_CHARS:
-        op_len += 1
-    op_text, rest = text[:op_len], text[op_len:].strip()
-    if not op_text:
-        ctx.fail(f"{text!r} has no operator", f"start it with <, <=, > or >=, e.g. {example}")
-    if op_text not in _OPERATORS:
-        ctx.fail(f"unknown operator {op_text!r} in {text!r}", "use <, <=, > or >=")
-    op: Operator = op_text
-    m = _NUMBER.match(rest)
-    if not m:
-        ctx.fail(f"{text!r} has no number after the operator", f"write e.g. {example}")
-    number = float(m.group(0))
-    unit = rest[m.end() :].strip()
-    if number < 0 or not math.isfinite(number):
-        ctx.fail(f"{text!r} is negative or not finite", "a limit is zero or more")
     kind = info.kind
     if kind == "latency":
         if unit not in ("ms", "s"):
@@ -981,6 +971,11 @@ def _source_budgets(
             hint = _suggest(key, names)
             if key in registry.NAMED or registry.lookup(key) is not None:
                 hint = f"{key} is a request metric (budget it under requests: or run:); "
+            if key in registry.PER_REQUEST:
+                hint = (
+                    f"{key} depends on the machine, so it is judged against earlier runs only "
+                    f'(regressions.server.{source}.{key}: "+10% significant"); '
+                )
             kctx.fail(
                 f"unknown server metric {key!r}",
                 f"{hint}use {', '.join(names)}, or a raw expression under {RAW_KEY}:",
@@ -1082,8 +1077,13 @@ def parse_server(
 ) -> ServerSection | None:
     """The whole file's ``sources:`` and ``server:`` sections (``data``: the file's top
     level), every profile's ``server:`` overrides (``profile_values``) validated; the section
-    of ``profile`` (None: the defaults), or None when neither is written anywhere."""
-    if "sources" not in data and "server" not in data and not profile_values:
+    of ``profile`` (None: the defaults), or None when neither is written anywhere.
+    ``regressions.server`` (defaults and profiles') too: ``server_regressions``."""
+    # Lazily: server_regressions builds on this module.
+    from harness.core.server_regressions import parse_server_regressions, regressions_written
+
+    written = regressions_written(data)
+    if "sources" not in data and "server" not in data and not profile_values and not written:
         return None
     sources_value = data.get("sources")
     declared = parse_sources(ctx.at("sources"), sources_value) if "sources" in data else ()
@@ -1104,4 +1104,5 @@ def parse_server(
         sources=tuple(sources.values()),
         budgets=_flatten(chosen),
         declared=tuple(s.name for s in declared),
+        regressions=parse_server_regressions(ctx, data, kinds, profile) if written else (),
     )

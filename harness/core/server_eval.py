@@ -17,8 +17,10 @@ The budget's statistic is the window's value (``avg``), or the min, max or a per
 from the scrape before the load to the one after Locust exited (an invariant such as one
 email per completed payment: nothing is in flight at either end, while at the steady
 state's edges an email may trail its payment by a scrape). A source whose samples do not
-cover the window (it stopped answering) gives its budgets no value: "no samples", which
-fails the run.
+cover the window (it stopped answering, or was never scraped) gives its budgets no value:
+"no data", which fails the run; a series the source never gave is "no data" too. A formula
+that has no value on samples that are there (what it divides by did not change: no
+activity) is "no samples", as a request budget whose request never ran.
 
 Results are ``BudgetResult`` objects like the request budgets', so the verdict table,
 summary.json, the reports and JUnit show them as they are; ``with_server_results`` adds
@@ -34,8 +36,9 @@ from dataclasses import dataclass, replace
 
 from harness.core.evaluate import margin_pct
 from harness.core.format import fmt_seconds, fmt_value
-from harness.core.model import BudgetResult, Outcome, Verdict
+from harness.core.model import BudgetResult, Outcome, Status, Verdict
 from harness.core.server_budgets import (
+    TARGET_PROCESS_SOURCE,
     TARGET_SOURCE,
     Complement,
     Expr,
@@ -319,7 +322,7 @@ def choose_formula(b: ServerBudget, data: SourceData) -> Expr:
     return b.formulas[0]
 
 
-def _no_value(b: ServerBudget, formula: Expr, data: SourceData) -> str:
+def _no_value(b: ServerBudget, formula: Expr, data: SourceData) -> tuple[Status, str]:
     names = series_names(formula)
     seen = {
         parsed[0]
@@ -330,10 +333,12 @@ def _no_value(b: ServerBudget, formula: Expr, data: SourceData) -> str:
     missing = [n for n in names if n not in seen]
     if missing:
         return (
-            f"no samples: {data.name!r} gave no {', '.join(missing)} in the steady state, "
-            f"so {b.metric} has no value"
+            "no data",
+            f"no data: {data.name!r} gave no {', '.join(missing)} in the steady state, "
+            f"so {b.metric} has no value",
         )
     return (
+        "no samples",
         f"no samples: {b.metric} has no value in the steady state: what it divides by "
         f"({', '.join(names)}) did not change or is zero (no activity to judge?)"
     )
@@ -373,8 +378,8 @@ def judge_server(
             continue
         source = data.get(b.selector)
         if source is None:
-            message = f"no samples: source {b.selector!r} was not scraped in this run"
-            results.append(BudgetResult(b, key, "no samples", None, b.limit, None, message=message))
+            message = f"no data: source {b.selector!r} was not scraped in this run"
+            results.append(BudgetResult(b, key, "no data", None, b.limit, None, message=message))
             continue
         whole = b.stat == "run"
         if (b.selector, whole) not in covered:
@@ -386,14 +391,14 @@ def judge_server(
         cover = covered[b.selector, whole]
         if cover.problem is not None:
             results.append(
-                BudgetResult(b, key, "no samples", None, b.limit, None, message=cover.problem)
+                BudgetResult(b, key, "no data", None, b.limit, None, message=cover.problem)
             )
             continue
         formula = choose_formula(b, source)
         measured = statistic(_Evaluator(cover.samples).value(formula), b.stat)
         if measured is None or not math.isfinite(measured):
-            message = _no_value(b, formula, source)
-            results.append(BudgetResult(b, key, "no samples", None, b.limit, None, message=message))
+            status, message = _no_value(b, formula, source)
+            results.append(BudgetResult(b, key, status, None, b.limit, None, message=message))
             continue
         held = _holds(b.op, measured, b.limit)
         message = ""
@@ -435,17 +440,42 @@ def with_server_results(verdict: Verdict, results: Sequence[BudgetResult]) -> Ve
 class ServerTimeline:
     """A server metric over the run, for the report's chart: the per-scrape values of the
     formula its budgets are judged on (a counter's over the interval before each scrape),
-    and the limits of those budgets (``("max < 80%", 80.0)``)."""
+    and the limits of those budgets (``("max < 80%", 80.0)``); ``gaps`` are the spans where
+    the source did not answer (from its last answer before to its next answer, or to its last
+    scrape), which the chart shows as missing."""
 
     source: str
     quantity: str
     unit: str
     points: tuple[tuple[float, float], ...]  # (epoch, value)
     limits: tuple[tuple[str, float], ...]
+    gaps: tuple[tuple[float, float], ...] = ()  # (from epoch, to epoch)
+
+
+def source_gaps(data: SourceData, interval_s: float) -> tuple[tuple[float, float], ...]:
+    """The spans in which ``data``'s source did not answer: a run of failed scrapes (from the
+    answer before it to the answer after it, or to the last failed scrape), or two answers
+    more than ``MAX_GAP_INTERVALS`` scrape intervals apart."""
+    gaps: list[tuple[float, float]] = []
+    last_ok: float | None = None
+    failed_from: float | None = None
+    for s in data.samples:
+        if s.values is None:
+            if failed_from is None:
+                failed_from = s.epoch if last_ok is None else last_ok
+            continue
+        if failed_from is not None:
+            gaps.append((failed_from, s.epoch))
+        elif last_ok is not None and s.epoch - last_ok > MAX_GAP_INTERVALS * interval_s:
+            gaps.append((last_ok, s.epoch))
+        last_ok, failed_from = s.epoch, None
+    if failed_from is not None:
+        gaps.append((failed_from, data.samples[-1].epoch))
+    return tuple(gaps)
 
 
 def server_timelines(
-    section: ServerSection, data: Mapping[str, SourceData]
+    section: ServerSection, data: Mapping[str, SourceData], interval_s: float = 2.0
 ) -> tuple[ServerTimeline, ...]:
     """One timeline per source and metric budgeted on it, in the order of the budgets."""
     groups: dict[tuple[str, str], list[ServerBudget]] = {}
@@ -463,5 +493,34 @@ def server_timelines(
         limits = tuple(
             (b.text if b.stat == "avg" else f"{b.stat} {b.text}", b.limit) for b in budgets
         )
-        out.append(ServerTimeline(source, quantity, budgets[0].unit, points, limits))
+        gaps = source_gaps(data[source], interval_s)
+        out.append(ServerTimeline(source, quantity, budgets[0].unit, points, limits, gaps))
     return tuple(out)
+
+
+# --- the cost figure, for capacity -------------------------------------------------------------
+
+CPU_SECONDS_SERIES = "process_cpu_seconds_total"
+
+
+def cpu_seconds(data: Mapping[str, SourceData], window: Window) -> float | None:
+    """The CPU seconds the target's process spent in ``window``: the change of
+    process_cpu_seconds_total of the first source that has it (the built-in target_process,
+    else a declared one), over the samples that cover the window; None without such data."""
+    selector = Selector(CPU_SECONDS_SERIES, ())
+    for name in sorted(data, key=lambda n: n != TARGET_PROCESS_SOURCE):
+        source = data[name]
+        if not any(
+            (parsed := parse_series_text(key)) is not None and parsed[0] == CPU_SECONDS_SERIES
+            for s in source.samples
+            for key in (s.values or {})
+        ):
+            continue
+        cover = coverage(source, window)
+        if cover.problem is not None:
+            return None
+        # The rate over the samples that cover the window, over the whole window: the
+        # samples' first and last may fall a little inside its edges.
+        rate = _Evaluator(cover.samples).value(Rate(selector)).window
+        return None if rate is None else rate * window.duration_s
+    return None

@@ -59,6 +59,7 @@ class StepRow:
     held: bool
     broken: tuple[str, ...]
     marks: tuple[str, ...]  # "capacity", "knee", "first break"
+    cpu_ms_per_checkout: float | None = None  # the cost figure (the target process' CPU)
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ class CapacityContext:
     percentile_keys: tuple[str, ...]
     # request key -> p95 per step, for the full table under the charts
     percentile_rows: tuple[tuple[str, tuple[float | None, ...]], ...]
+    has_cost: bool = False  # a step has CPU ms per checkout (the target process was scraped)
 
 
 def build_capacity_context(
@@ -150,6 +152,9 @@ def build_capacity_context(
                 held=s.budgets_held,
                 broken=tuple(str(b) for b in s.broken),
                 marks=tuple(marks),
+                cpu_ms_per_checkout=(
+                    None if s.cpu_s_per_checkout is None else 1000.0 * s.cpu_s_per_checkout
+                ),
             )
         )
     keys = _request_keys(a)
@@ -196,6 +201,7 @@ def build_capacity_context(
         percentile_rows=tuple(
             (k, tuple(s.percentiles_ms.get(k, {}).get("p95") for s in a.steps)) for k in keys
         ),
+        has_cost=any(r.cpu_ms_per_checkout is not None for r in rows),
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 import numpy as np
@@ -47,7 +47,9 @@ CURVE_POINTS_PER_DECADE = 12
 CURVE_MAX_X = 1e6  # 1/(1-q) of 99.9999 %
 FLOW_BINS = 40
 
-RowStatus = Literal["PASS", "FAIL", "MARGINAL", "NO SAMPLES", "SKIPPED", "INCONCLUSIVE"]
+RowStatus = Literal[
+    "PASS", "FAIL", "MARGINAL", "NO SAMPLES", "NO DATA", "SKIPPED", "INCONCLUSIVE"
+]
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,21 @@ class BudgetLine:
 
 
 @dataclass(frozen=True)
+class WorkerRow:
+    """One remote worker of a `run --master` (the master's paybench.distributed.json)."""
+
+    name: str
+    status: str  # accepted, refused, handshaking
+    requests: int
+    cut_off: int
+    cpu_mean_pct: float | None
+    cpu_max_pct: float | None
+    clock_offset_ms: float | None
+    joined: str  # UTC clock time, "13:02:41Z"
+    left: str  # its final data's arrival, or why it has none
+
+
+@dataclass(frozen=True)
 class ReportContext:
     title: str
     run_id: str
@@ -223,6 +240,7 @@ class ReportContext:
     notes: tuple[str, ...]
     paybench_version: str
     history_notes: tuple[str, ...] = ()  # Verdict.notes: what the history says, e.g. a new level
+    workers: tuple[WorkerRow, ...] = ()  # remote workers, for a `run --master`
 
     @property
     def steady_text(self) -> str:
@@ -301,7 +319,47 @@ def build_report_context(
         notes=tuple(notes),
         paybench_version=meta.paybench_version,
         history_notes=verdict.notes,
+        workers=worker_rows(meta.extra.get("distributed")),
     )
+
+
+def worker_rows(facts: object) -> tuple[WorkerRow, ...]:
+    """The per-worker table from run.json's ``extra.distributed`` (its format_version 1)."""
+    if not isinstance(facts, Mapping):
+        return ()
+
+    def number(value: object) -> float | None:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return float(value) if ok and math.isfinite(value) else None  # type: ignore[arg-type]
+
+    def clock(value: object) -> str | None:
+        epoch = number(value)
+        if epoch is None:
+            return None
+        return datetime.fromtimestamp(epoch, tz=UTC).strftime("%H:%M:%SZ")
+
+    rows = []
+    for w in facts.get("workers") or ():
+        if not isinstance(w, Mapping):
+            continue
+        left = clock(w.get("final_epoch"))
+        if left is None:
+            heard = clock(w.get("last_heard_epoch"))
+            left = f"no final data (last heard {heard})" if heard else "no final data"
+        rows.append(
+            WorkerRow(
+                name=str(w.get("name") or w.get("client_id") or "?"),
+                status=str(w.get("status") or "?"),
+                requests=int(number(w.get("requests")) or 0),
+                cut_off=int(number(w.get("cut_off")) or 0),
+                cpu_mean_pct=number(w.get("cpu_mean_pct")),
+                cpu_max_pct=number(w.get("cpu_max_pct")),
+                clock_offset_ms=number(w.get("clock_offset_ms")),
+                joined=clock(w.get("joined_epoch")) or "-",
+                left=left,
+            )
+        )
+    return tuple(rows)
 
 
 # --- budgets -------------------------------------------------------------------------
@@ -326,6 +384,8 @@ def _budget_row(r: BudgetResult) -> BudgetRow:
         status = "FAIL"
     elif r.status == "no samples":
         status = "NO SAMPLES"
+    elif r.status == "no data":
+        status = "NO DATA"
     elif r.status == "skipped":
         status = "SKIPPED"
     elif r.status == "inconclusive":

@@ -43,6 +43,8 @@ def _seconds(value: float) -> str:
 def _failure_message(row: BudgetRow) -> str:
     if row.status == "NO SAMPLES":
         return f"no samples: {row.message or row.request_key}"
+    if row.status == "NO DATA":
+        return row.message or f"no data: {row.request_key}"
     if row.measured is None:
         return f"not measured: {row.message or 'no value'}; limit {row.limit_text}"
     return f"measured {row.measured_text}, limit {row.limit_text}, margin {row.margin_text}"
@@ -116,7 +118,9 @@ def render_junit(ctx: ReportContext) -> str:
                 case,
                 "failure",
                 message=_x(_failure_message(row)),
-                type="NoSamples" if row.status == "NO SAMPLES" else "BudgetBroken",
+                type={"NO SAMPLES": "NoSamples", "NO DATA": "NoData"}.get(
+                    row.status, "BudgetBroken"
+                ),
             )
             failure.text = _x(_failure_text(row))
     if judged_error:

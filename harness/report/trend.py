@@ -56,7 +56,7 @@ from harness.errors import ConfigError
 from harness.report.charts import inline_svg
 from harness.report.render import environment
 from harness.runfolder import write_atomic
-from harness.store import RequestMetrics, RunRow
+from harness.store import RequestMetrics, RunRow, ServerMetric
 
 TREND_METRICS = ("p50", "p95", "p99", "error_rate", "rps")
 LATENCY_METRICS = ("p50", "p95", "p99")
@@ -160,10 +160,11 @@ class MetricTrend:
 
     @property
     def significant_worse(self) -> bool:
-        """Significantly slower, more errors, or fewer requests/s than the baseline."""
+        """Significantly slower, more errors, or fewer requests/s than the baseline (a
+        server metric: by its direction, a lower cache hit rate is worse)."""
         if not self.significant or self.change is None:
             return False
-        return self.change < 0 if self.metric == "rps" else self.change > 0
+        return self.change > 0 if _higher_is_worse(self.metric) else self.change < 0
 
     @property
     def budget_line(self) -> float | None:
@@ -416,8 +417,28 @@ def _mark(key: str, metric: str, index: int, run_id: str, cp: ChangePoint) -> Ch
         mean_after=cp.mean_after,
         change=change,
         change_unit=unit,
-        worse=up if metric != "rps" else not up,
+        worse=up if _higher_is_worse(metric) else not up,
     )
+
+
+def _higher_is_worse(metric: str) -> bool:
+    found = registry.lookup(metric)
+    return True if found is None else found.higher_is_worse
+
+
+def _server_budget_uses(
+    budgets: Budgets | None, source: str, metric: str, latest: float | None
+) -> tuple[BudgetUse, ...]:
+    """The server budgets on ``metric`` of ``source`` (budgets.yaml's server:)."""
+    if budgets is None or budgets.server is None:
+        return ()
+    out = [
+        _absolute_use(b, latest)
+        for b in budgets.server.budgets
+        if b.selector == source and b.metric == metric
+    ]
+    out.sort(key=lambda u: -(u.used_pct or 0.0))
+    return tuple(out)
 
 
 def build_trend_context(
@@ -431,11 +452,15 @@ def build_trend_context(
     left_out: Sequence[str] = (),
     title: str | None = None,
     decisions: Sequence[BaselineDecision] = (),
+    server: Sequence[ServerMetric] = (),
 ) -> TrendContext:
     """The trend report's content from stored runs (oldest first) and their metrics.
 
     ``decisions``: the history's accepts and pins; those whose level starts at one of the
-    runs are shown, and accept the worse change points at or before them.
+    runs are shown, and accept the worse change points at or before them. ``server``: the
+    runs' server metrics (store.server_metrics), one trend per source (``redis (server)``)
+    after the requests, judged as the request metrics are (change points, the latest run
+    against its baseline).
     """
     if not runs:
         raise ConfigError("no runs to show a trend of; `paybench history list` shows the history")
@@ -483,6 +508,42 @@ def build_trend_context(
                     budgets=_budget_uses(budgets, key, metric, latest, base),
                 )
             )
+        requests.append(RequestTrend(key, _anchor(key, anchors), tuple(trends)))
+    server_table: dict[tuple[str, str], list[float | None]] = {}
+    server_units: dict[tuple[str, str], str] = {}
+    for sm in server:
+        if sm.run_id in position:
+            column = server_table.setdefault((sm.source, sm.metric), [None] * len(runs))
+            column[position[sm.run_id]] = sm.value
+            server_units[sm.source, sm.metric] = sm.unit
+    by_source: dict[str, list[MetricTrend]] = {}
+    for (source, metric), column in server_table.items():
+        key = f"{source} (server)"
+        values = tuple(column)
+        marks = _marks(key, metric, values, points, p_value, min_magnitude, accepted)
+        all_marks.extend(marks)
+        latest, base, n, change, p, significant = _latest_vs_baseline(values, baseline_at, metric)
+        recent = [v for v in values if v is not None][-TREND_RUNS:]
+        by_source.setdefault(source, []).append(
+            MetricTrend(
+                request_key=key,
+                metric=metric,
+                unit=server_units[source, metric],
+                values=values,
+                change_points=marks,
+                latest=latest,
+                baseline=base,
+                baseline_n=n,
+                change=change,
+                change_unit="%",
+                p_value=p,
+                significant=significant,
+                direction=mann_kendall(recent).direction,
+                budgets=_server_budget_uses(budgets, source, metric, latest),
+            )
+        )
+    for source, trends in by_source.items():
+        key = f"{source} (server)"
         requests.append(RequestTrend(key, _anchor(key, anchors), tuple(trends)))
     last = runs[-1]
     settings = (
@@ -603,6 +664,37 @@ def _chart(rt: RequestTrend, n_runs: int, levels: Sequence[LevelMark] = ()) -> s
     return inline_svg(fig, rt.anchor)
 
 
+def _server_chart(rt: RequestTrend, n_runs: int, levels: Sequence[LevelMark] = ()) -> str:
+    """A server source's metrics across the runs: a panel per metric, its budget dashed."""
+    height_in = 1.2 + 2.1 * len(rt.metrics)
+    fig = Figure(figsize=(10.0, height_in))
+    fig.subplots_adjust(
+        left=0.075, right=0.86, top=1 - 0.4 / height_in, bottom=0.55 / height_in, hspace=0.12
+    )
+    axes = fig.subplots(len(rt.metrics), 1, sharex=True, squeeze=False)[:, 0]
+    x = list(range(1, n_runs + 1))
+    marker = "o" if n_runs <= 40 else None
+    color = _COLORS["p95"]
+    for ax, trend in zip(axes, rt.metrics, strict=True):
+        values = _nan(trend.values)
+        ax.plot(x, values, color=color, lw=1.3, marker=marker, ms=3.5, label=trend.metric)
+        if trend.budget_line is not None:
+            ax.axhline(trend.budget_line, color=color, ls="--", lw=1.0, label="budget")
+        _plot_marks(ax, trend, color)
+        for level in levels:
+            ax.axvline(level.run_number - 0.5, color=_BUDGET_COLOR, lw=1.4, alpha=0.7)
+        ax.set_ylabel(f"{trend.metric} ({trend.unit})" if trend.unit else trend.metric, fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.set_ylim(bottom=0)
+        ax.tick_params(labelsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.005, 1.0), framealpha=0.85)
+    axes[-1].set_xlabel("run (oldest to latest; numbers as in the run table)", fontsize=9)
+    axes[-1].set_xlim(0.5, n_runs + 0.5)
+    axes[0].set_title(rt.request_key, fontsize=10, fontweight="bold", parse_math=False)
+    return inline_svg(fig, rt.anchor)
+
+
 def _alt(rt: RequestTrend) -> str:
     marks = [m for t in rt.metrics for m in t.change_points]
     text = f"Trend of {_label(rt.request_key)}"
@@ -636,7 +728,13 @@ def write_trend_report(
 
 def render_trend_report(out_dir: Path, ctx: TrendContext) -> tuple[Path, Path]:
     charts = {
-        rt.anchor: (_chart(rt, len(ctx.runs), ctx.levels), _alt(rt)) for rt in ctx.requests
+        rt.anchor: (
+            (_server_chart if rt.request_key.endswith(" (server)") else _chart)(
+                rt, len(ctx.runs), ctx.levels
+            ),
+            _alt(rt),
+        )
+        for rt in ctx.requests
     }
     env = environment()
     html = env.get_template("trend.html.j2").render(ctx=ctx, charts=charts)

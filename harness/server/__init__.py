@@ -1,6 +1,7 @@
 """Server metrics: scraping the sources budgets.yaml declares, during the run, in the paybench
-process (never inside Locust), into the run folder's ``server.jsonl``; and reading that file
-back to judge the server budgets (``harness.core.server_eval``).
+process (never inside Locust), into the run folder's ``server.jsonl``
+(``runfolder.SERVER_FILE``); and reading that file back to judge the server budgets
+(``harness.core.server_eval``).
 
 - ``sources``: one client per kind of source (a Prometheus text endpoint, a Prometheus server,
   Redis, PostgreSQL, a local process), each giving the standard series names;
@@ -13,6 +14,5 @@ The file's format is documented in docs/ARCHITECTURE.md beside the other run-fol
 
 from __future__ import annotations
 
-SERVER_FILE = "server.jsonl"
 SERVER_FORMAT = "paybench-server-metrics"
 SERVER_FORMAT_VERSION = 1

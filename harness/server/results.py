@@ -24,8 +24,8 @@ from harness.core.server_eval import (
 )
 from harness.errors import FormatError
 from harness.inputs import DAMAGED, MAX_RECORDING_BYTES, MAX_TEXT_CHARS, open_bounded, parse_json
-from harness.runfolder import HDR_FILE
-from harness.server import SERVER_FILE, SERVER_FORMAT, SERVER_FORMAT_VERSION
+from harness.runfolder import HDR_FILE, SERVER_FILE
+from harness.server import SERVER_FORMAT, SERVER_FORMAT_VERSION
 from harness.server.scraper import DEFAULT_INTERVAL_S
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -161,6 +161,15 @@ def server_results(run_dir: Path, result: RunResult, budgets: Budgets) -> tuple[
     return judge_server(section, data, window, builtin_target=result.meta.target == "reference")
 
 
+def load_run_server_data(run_dir: Path) -> tuple[float, Mapping[str, SourceData]] | None:
+    """The run folder's server.jsonl: the scrape interval and what each source gave; None
+    when the run has none (no server budgets, or a run by an older paybench)."""
+    path = run_dir / SERVER_FILE
+    if not path.exists():
+        return None
+    return load_server_file(path)
+
+
 def run_timelines(run_dir: Path, budgets: Budgets) -> tuple[tuple[ServerTimeline, ...], float]:
     """The server metrics over the run for the report's charts, and the test's start epoch
     (their time origin); nothing when the run has no server.jsonl."""
@@ -169,5 +178,5 @@ def run_timelines(run_dir: Path, budgets: Budgets) -> tuple[tuple[ServerTimeline
     start = recording_start_epoch(run_dir)
     if section is None or not section.budgets or not path.exists() or start is None:
         return (), 0.0
-    _, data = load_server_file(path)
-    return server_timelines(section, data), start
+    interval, data = load_server_file(path)
+    return server_timelines(section, data, interval), start

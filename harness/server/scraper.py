@@ -37,9 +37,10 @@ from harness.core.server_budgets import (
     SourceSpec,
     series_names,
 )
+from harness.core.server_regressions import ServerRegressionBudget
 from harness.errors import ConfigError, TargetError
-from harness.runfolder import create_exclusive, write_error
-from harness.server import SERVER_FILE, SERVER_FORMAT, SERVER_FORMAT_VERSION
+from harness.runfolder import SERVER_FILE, create_exclusive, write_error
+from harness.server import SERVER_FORMAT, SERVER_FORMAT_VERSION
 from harness.server.sources import (
     PostgresSource,
     PromQLSource,
@@ -78,7 +79,12 @@ class _Job:
 
 
 def _missing_message(
-    b: ServerBudget, name: str, where: str, have: set[str], source: Source, source_file: str
+    b: ServerBudget | ServerRegressionBudget,
+    name: str,
+    where: str,
+    have: set[str],
+    source: Source,
+    source_file: str,
 ) -> str:
     firsts = [series_names(f) for f in b.formulas]
     missing = next(n for n in firsts[0] if n not in have)

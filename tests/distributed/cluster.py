@@ -25,9 +25,10 @@ BOUND_S = 120.0  # no process of a test lives longer
 class Cluster:
     """`paybench run --master` against ``host`` and `paybench worker`s that join it."""
 
-    def __init__(self, tmp: Path, host: str) -> None:
+    def __init__(self, tmp: Path, host: str, bind: str = "127.0.0.1") -> None:
         self.tmp = tmp
         self.host = host
+        self.bind = bind  # where the master listens (tests/distributed/netns.py: another)
         self.port = free_loopback_port()
         self.out = tmp / "reports"
         self.master: subprocess.Popen[str] | None = None
@@ -43,22 +44,30 @@ class Cluster:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PAYBENCH_TEST_")}
         return {**env, "COLUMNS": "120", **(extra or {})}
 
-    def start_master(self, *args: str, expect: int = 2, timeout: str = "60s") -> None:
+    def start_master(
+        self, *args: str, expect: int = 2, timeout: str = "60s", env: dict[str, str] | None = None
+    ) -> None:
         cmd = [
             sys.executable, "-m", "harness", "run", "--master",
-            "--master-bind", f"127.0.0.1:{self.port}",
+            "--master-bind", f"{self.bind}:{self.port}",
             "--expect-workers", str(expect), "--expect-workers-timeout", timeout,
             "--host", self.host, "--out", str(self.out), "--no-history", *args,
         ]  # fmt: skip
         self.master = subprocess.Popen(
-            cmd, cwd=ROOT, env=self._env(None), text=True,
+            cmd, cwd=ROOT, env=self._env(env), text=True,
             stdout=self._file("master.out"), stderr=self._file("master.err"),
         )  # fmt: skip
 
-    def start_worker(self, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    def start_worker(
+        self, env: dict[str, str] | None = None, namespace: str | None = None
+    ) -> subprocess.Popen[str]:
         n = len(self.workers)
+        master = f"{self.bind}:{self.port}"
+        command = [sys.executable, "-m", "harness", "worker", "--master", master]
+        if namespace is not None:
+            command = ["ip", "netns", "exec", namespace, *command]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "harness", "worker", "--master", f"127.0.0.1:{self.port}"],
+            command,
             cwd=ROOT, env=self._env(env), text=True,
             stdout=self._file(f"worker{n}.out"),
             stderr=subprocess.STDOUT,
@@ -131,8 +140,8 @@ def kill_tree(pid: int) -> None:
 
 
 @contextlib.contextmanager
-def cluster(tmp: Path, host: str) -> Iterator[Cluster]:
-    c = Cluster(tmp, host)
+def cluster(tmp: Path, host: str, bind: str = "127.0.0.1") -> Iterator[Cluster]:
+    c = Cluster(tmp, host, bind)
     try:
         yield c
     finally:

@@ -140,7 +140,7 @@ def test_a_schema_2_history_is_migrated_and_finds_its_regressions(tmp_path: Path
         conn.execute("PRAGMA user_version = 2")
     conn.close()
     again = HistoryStore(path)
-    assert again.schema_version == SCHEMA_VERSION == 3
+    assert again.schema_version == SCHEMA_VERSION == 4
     assert [r.regression for r in again.list_runs()] == [False] * 5 + [True]
     assert again.get_run(nightly_id(5)).outcome == "FAIL"
     base = again.baseline_for(nightly(6, 1.3))

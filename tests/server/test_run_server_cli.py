@@ -7,13 +7,16 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from harness.target import servers
 from harness.target.process import ReferenceTarget
 from harness.target.servers import free_port
 from tests.e2e.helpers import ROOT, load_summary, only_run_dir, paybench
+from tests.servers import need
 
 pytestmark = pytest.mark.e2e
 
@@ -145,13 +148,11 @@ def test_a_metric_the_source_lacks_exits_2_with_the_closest_names(tmp_path: Path
     assert "closest names it has: payments_cache_hits_total" in r.stderr
 
 
-def test_a_source_that_stops_answering_mid_run_gives_no_data(tmp_path: Path) -> None:
-    helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    text = (
-        "version: 1\n"
-        f"sources:\n  helper: {{kind: process, pid: {helper.pid}}}\n"
-        'server:\n  helper: {memory_bytes: {max: "< 1GiB"}}\n'
-    )
+def run_and_kill_once_loaded(
+    tmp_path: Path, text: str, kill: Callable[[], None]
+) -> subprocess.CompletedProcess[str]:
+    """`paybench run` with ``text`` as its budgets; ``kill()`` once the load runs (its first
+    progress line is in the run folder). Returns the finished run."""
     out = tmp_path / "out"
     command = [sys.executable, "-m", "harness", "run", "--budgets", budgets_file(tmp_path, text)]
     run = subprocess.Popen(
@@ -163,28 +164,76 @@ def test_a_source_that_stops_answering_mid_run_gives_no_data(tmp_path: Path) -> 
         env={**os.environ, "COLUMNS": "120"},
     )
     try:
-        # Once the load runs (the first progress line), the process goes away.
         deadline = time.monotonic() + 120
         while not list(out.glob("runs/*/paybench.live.jsonl")) or not any(
             p.read_text().count("\n") >= 2 for p in out.glob("runs/*/paybench.live.jsonl")
         ):
-            assert run.poll() is None and time.monotonic() < deadline, "the load never started"
-            time.sleep(0.1)
-        helper.kill()
-        helper.wait()
+            if run.poll() is not None:
+                pytest.fail(f"the run ended before its load: {run.communicate()}", pytrace=False)
+            assert time.monotonic() < deadline, "the load never started"
+            time.sleep(0.1)  # polls for the first progress line, times nothing
+        kill()
         stdout, stderr = run.communicate(timeout=180)
     finally:
-        helper.kill()
-        helper.wait()
         if run.poll() is None:
             run.kill()
             run.wait()
-    assert run.returncode == 1, stdout + stderr
+    return subprocess.CompletedProcess(run.args, run.returncode, stdout, stderr)
+
+
+def test_a_source_that_stops_answering_mid_run_gives_no_data(tmp_path: Path) -> None:
+    helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    text = (
+        "version: 1\n"
+        f"sources:\n  helper: {{kind: process, pid: {helper.pid}}}\n"
+        'server:\n  helper: {memory_bytes: {max: "< 1GiB"}}\n'
+    )
+
+    def kill() -> None:
+        helper.kill()
+        helper.wait()
+
+    try:
+        done = run_and_kill_once_loaded(tmp_path, text, kill)
+    finally:
+        kill()
+    stdout, stderr, out = done.stdout, done.stderr, tmp_path / "out"
+    assert done.returncode == 1, stdout + stderr
     (row,) = server_rows(only_run_dir(out)).values()
-    assert row["status"] == "no samples" and row["measured"] is None
+    assert row["status"] == "no data" and row["measured"] is None
     assert row["message"].startswith(f"no data: source 'helper' (pid {helper.pid}) ")
     assert f"process {helper.pid} is gone" in row["message"]
-    assert "NO SAMPLES" in stdout
+    assert "NO DATA" in stdout
+
+
+def test_a_redis_server_killed_mid_run_gives_no_data_and_the_report_shows_the_gap(
+    tmp_path: Path,
+) -> None:
+    need("redis-server")
+    server = servers.start_redis(tmp_path)  # its own: the session's Redis stays up
+    text = (
+        "version: 1\n"
+        f'sources:\n  redis: {{kind: redis, url: "{server.url}", timeout: 500ms}}\n'
+        'server:\n  redis: {memory_percent: {max: "< 90%"}}\n'
+    )
+    try:
+        done = run_and_kill_once_loaded(tmp_path, text, server.stop)
+    finally:
+        server.stop()
+    assert done.returncode == 1, done.stdout + done.stderr
+    run_dir = only_run_dir(tmp_path / "out")
+    (row,) = server_rows(run_dir).values()
+    assert (row["key_path"], row["status"]) == ("server.redis.memory_percent.max", "no data")
+    assert row["message"].startswith(f"no data: source 'redis' ({server.url}) ")
+    assert "stopped answering" in row["message"] or "did not answer" in row["message"]
+    table = " ".join(done.stdout.split())
+    assert "redis (server) memory_percent" in table and "NO DATA" in table
+    assert "FAIL: 1 of " in done.stdout
+    html = (run_dir / "report.html").read_text()
+    assert 'id="chart-server-redis-memory-percent"' in html
+    assert "no data (source did not answer)" in html  # the shaded span of the gap
+    junit = (run_dir / "junit.xml").read_text()
+    assert 'type="NoData"' in junit
 
 
 def test_against_another_host_the_built_in_sources_are_skipped_or_declared(

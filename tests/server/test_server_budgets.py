@@ -236,6 +236,26 @@ def test_mistakes_are_one_line_naming_the_key_path(text: str, message: str) -> N
     assert "\n" not in got
 
 
+def test_request_and_server_limits_share_one_parser() -> None:
+    """Review item: server_budgets re-implemented budgets._parse_limit; both now read the
+    operator and number through budgets.split_limit and say the same of the same mistake."""
+    from harness.core import budgets, server_budgets
+
+    assert server_budgets.split_limit is budgets.split_limit
+    for limit, message in (
+        ("'<< 5%'", "unknown operator '<<' in '<< 5%'; use <, <=, > or >="),
+        ("'5%'", "'5%' has no operator; start it with <, <=, > or >="),
+        ("'< %'", "'< %' has no number after the operator"),
+        ("''", "the budget is empty"),
+        ("5", "5 has no operator; write the operator (and unit) in quotes"),
+    ):
+        server = refused(f"server:\n  target: {{cache_hit_rate: {limit}}}\n")
+        request = refused(f"run: {{error_rate: {limit}}}\n")
+        assert message in server and message in request, (server, request)
+    # A server limit may be written with an exponent, but not an infinite one.
+    assert "is negative or not finite" in refused('server:\n  target: {cpu_percent: "< 1e999%"}\n')
+
+
 def test_a_raw_expression_of_a_direct_source_must_be_a_series_it_has() -> None:
     got = refused(
         'sources:\n  r: {kind: redis, url: "redis://127.0.0.1"}\n'

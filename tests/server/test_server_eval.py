@@ -153,7 +153,7 @@ def test_a_source_that_stops_answering_gives_no_data_and_fails() -> None:
         (10.0, None),
     ]
     avg, peak = judge(CPU, {"target_process": source("target_process", rows)})
-    assert avg.status == peak.status == "no samples"
+    assert avg.status == peak.status == "no data"
     assert not avg.passed and avg.measured is None
     assert avg.message.startswith("no data: source 'target_process' (http://127.0.0.1:9/metrics)")
     assert (
@@ -173,7 +173,7 @@ def test_one_missed_scrape_is_not_a_stop() -> None:
 def test_a_source_that_never_answered_in_the_window() -> None:
     rows: list[tuple[float, dict[str, float] | None]] = [(t, None) for t in range(-2, 13, 2)]
     avg, _ = judge(CPU, {"target_process": source("target_process", rows)})
-    assert avg.status == "no samples"
+    assert avg.status == "no data"
     assert "did not answer from 2.0 s before the steady state" in avg.message
 
 
@@ -235,8 +235,8 @@ def test_a_declared_source_missing_from_the_data_fails() -> None:
     )
     (r,) = judge(text, {}, builtin=False)
     assert (r.status, r.message) == (
-        "no samples",
-        "no samples: source 'redis' was not scraped in this run",
+        "no data",
+        "no data: source 'redis' was not scraped in this run",
     )
 
 
@@ -294,3 +294,33 @@ def test_the_timelines_for_the_report_are_the_judged_values_per_scrape() -> None
     assert cpu.limits == (("< 70%", 70.0), ("max < 90%", 90.0))
     assert memory.points == ((T0, 1.0), (T0 + 4.0, 2.0))
     assert memory.limits == (("max < 1GiB", 1024.0),)
+    # The failed scrape is a span without data, from the answer before to the one after.
+    assert cpu.gaps == memory.gaps == ((T0, T0 + 4.0),)
+
+
+def test_a_source_gone_to_the_end_is_a_gap_to_its_last_scrape_and_no_data_in_the_table() -> None:
+    rows: list[tuple[float, dict[str, float] | None]] = [
+        (0.0, {"process_cpu_seconds_total": 1.0}),
+        (2.0, {"process_cpu_seconds_total": 2.0}),
+        (4.0, None),
+        (6.0, None),
+        (12.0, None),
+    ]
+    data = {"target_process": source("target_process", rows)}
+    (cpu,) = server_timelines(section(CPU), data)
+    assert cpu.gaps == ((T0 + 2.0, T0 + 12.0),)
+    results = judge(CPU, data)
+    assert [r.status for r in results] == ["no data", "no data"]
+    verdict = with_server_results(Verdict("PASS", ()), results)
+    assert verdict.outcome == "FAIL"
+    lines = format_verdict_table(verdict)
+    assert lines[0] == "FAIL: 2 of 2 budgets broken"
+    row = next(line for line in lines if "cpu_percent " in line and "< 70%" in line)
+    assert row.endswith("NO DATA") and row.split()[3] == DASH
+    assert budget_row(results[0])["status"] == "no data"
+
+
+def test_two_answers_far_apart_are_a_gap_without_failed_scrapes() -> None:
+    rows = [(t, {"process_cpu_seconds_total": 0.1 * t}) for t in (0.0, 2.0, 10.0, 12.0)]
+    (cpu,) = server_timelines(section(CPU), {"target_process": source("target_process", rows)})
+    assert cpu.gaps == ((T0 + 2.0, T0 + 10.0),)

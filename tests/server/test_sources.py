@@ -19,7 +19,7 @@ from harness.core.budgets import parse_budgets
 from harness.core.server_budgets import SourceSpec
 from harness.core.server_eval import Sample, SourceData, Window, judge_server
 from harness.errors import ConfigError, TargetError
-from harness.server import SERVER_FILE
+from harness.runfolder import SERVER_FILE
 from harness.server.results import load_server_file
 from harness.server.scraper import ServerScraping, resolve
 from harness.server.sources import (

@@ -3,7 +3,8 @@
 - `histogram`: the one latency histogram type, `Histogram` (HDR buckets of nanoseconds,
   read in milliseconds), its encoding, merge and bucket layout;
 - `distributions`: Student t, normal and binomial quantiles and tail probabilities
-  (scipy.stats), each function with one convention named in it;
+  (scipy.special, the functions behind scipy.stats), each function with one convention
+  named in it;
 - `intervals`: confidence intervals of percentiles and means (order statistics, moving-block
   bootstrap, normal), Wilson's interval of a proportion, the prediction interval of a series;
 - `significance`: the one test of "is the candidate significantly above its baseline".
