@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -1017,9 +1017,28 @@ def _check_direct(
 
 def parse_server_layer(ctx: _Ctx, value: Any, kinds: Mapping[str, str], in_profile: bool) -> _Layer:
     """``server:`` (or ``profiles.NAME.server:``) -> source -> metric -> budgets | off."""
-    body = _mapping(ctx, value, None, "add a source's budgets, e.g. target: {cache_hit_rate: ...}")
+    return source_layer(
+        ctx,
+        value,
+        kinds,
+        in_profile,
+        "add a source's budgets, e.g. target: {cache_hit_rate: ...}",
+        lambda sctx, source, entry: _source_budgets(sctx, source, entry, kinds, in_profile),
+    )
+
+
+def source_layer(
+    ctx: _Ctx,
+    value: Any,
+    kinds: Mapping[str, str],
+    in_profile: bool,
+    fix: str,
+    parse_source: Callable[[_Ctx, str, Any], Any],
+) -> _Layer:
+    """A layer keyed by declared source names, each ``off`` (profiles only) or what
+    ``parse_source`` makes of it: for ``server:`` and ``regressions.server:`` alike."""
     layer: _Layer = {}
-    for source, entry in body.items():
+    for source, entry in _mapping(ctx, value, None, fix).items():
         sctx = ctx.at(source)
         if source not in kinds:
             known = list(kinds)
@@ -1032,7 +1051,7 @@ def parse_server_layer(ctx: _Ctx, value: Any, kinds: Mapping[str, str], in_profi
                 sctx.fail("off is for profiles", "use off in profiles.<name> to drop a default")
             layer[source] = _OFF
             continue
-        layer[source] = _source_budgets(sctx, source, entry, kinds, in_profile)
+        layer[source] = parse_source(sctx, source, entry)
     return layer
 
 

@@ -51,6 +51,7 @@ from harness.core.server_budgets import (
     _check_direct,
     _merge,
     _sel,
+    source_layer,
 )
 from harness.core.server_eval import SourceData, Window, judge_server, server_request_key
 
@@ -178,21 +179,8 @@ def _parse(
 
 def _layer(ctx: _Ctx, value: Any, kinds: Mapping[str, str], in_profile: bool) -> dict[str, Any]:
     """``regressions.server`` -> source -> metric -> (budget,) | off (server_budgets' layers)."""
-    fix = 'add a source\'s regression budgets, e.g. target_process: {cpu_ms_per_request: "+10%"}'
-    layer: dict[str, Any] = {}
-    for source, entry in _mapping(ctx, value, None, fix).items():
-        sctx = ctx.at(source)
-        if source not in kinds:
-            known = list(kinds)
-            sctx.fail(
-                f"no source is named {source!r}",
-                f"{_suggest(source, known)}declare it under sources: (known: {', '.join(known)})",
-            )
-        if _is_off(entry):
-            if not in_profile:
-                sctx.fail("off is for profiles", "use off in profiles.<name> to drop a default")
-            layer[source] = _OFF
-            continue
+
+    def metrics_of(sctx: _Ctx, source: str, entry: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
         example = 'add e.g. cpu_ms_per_request: "+10% significant"'
         for metric, raw in _mapping(sctx, entry, None, example).items():
@@ -217,8 +205,10 @@ def _layer(ctx: _Ctx, value: Any, kinds: Mapping[str, str], in_profile: bool) ->
                 out[metric] = _OFF
             else:
                 out[metric] = (_parse(mctx, source, metric, raw, kinds.get(source)),)
-        layer[source] = out
-    return layer
+        return out
+
+    fix = 'add a source\'s regression budgets, e.g. target_process: {cpu_ms_per_request: "+10%"}'
+    return source_layer(ctx, value, kinds, in_profile, fix, metrics_of)
 
 
 def parse_server_regressions(
