@@ -28,9 +28,9 @@ browser:
 # The server-metrics tests start real servers from Debian's packages (tests/servers.py):
 # install them when one is missing and we may, as for chromium.
 SERVER_PACKAGES := redis-server postgresql postgresql-contrib prometheus \
-  prometheus-node-exporter prometheus-redis-exporter
+  prometheus-node-exporter prometheus-redis-exporter prometheus-blackbox-exporter
 SERVER_BINARIES := /usr/bin/redis-server /usr/bin/prometheus /usr/bin/prometheus-node-exporter \
-  /usr/bin/prometheus-redis-exporter
+  /usr/bin/prometheus-redis-exporter /usr/bin/prometheus-blackbox-exporter
 servers:
 	@missing=; for b in $(SERVER_BINARIES); do [ -x "$$b" ] || missing="$$missing $$b"; done; \
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgres"; \

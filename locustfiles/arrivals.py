@@ -133,6 +133,10 @@ class Scheduler:
             self.greenlet = None
         self.pool.kill(block=False)
         self.publish()
+        log.info(
+            "paybench arrivals: process %d of %d: %d intended, %d dropped, %d late",
+            self.process_index, self.processes, self.intended, self.dropped, self.late,
+        )  # fmt: skip
 
     def run(self) -> None:
         start = time.time()

@@ -10,6 +10,8 @@ its tests, but only when we are not root: as root ``make test`` installs the pac
         ...
     def test_y(prometheus_server, node_exporter):
         prom = prometheus_server([node_exporter.url])  # or {"job": url}; .url
+    def test_z(blackbox_exporter):                   # .url + "/probe?module=http_2xx&target=..."
+        ...
 """
 
 from __future__ import annotations
@@ -61,6 +63,14 @@ def node_exporter() -> Iterator[Server]:
 def redis_exporter(redis_server: Server) -> Iterator[Server]:
     need("prometheus-redis-exporter")
     with servers.start_redis_exporter(redis_server.url) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def blackbox_exporter() -> Iterator[Server]:
+    """blackbox_exporter with modules http_2xx and tcp_connect (its config in a tmp folder)."""
+    need("prometheus-blackbox-exporter")
+    with servers.start_blackbox_exporter() as server:
         yield server
 
 

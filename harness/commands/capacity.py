@@ -410,7 +410,7 @@ def measure_steps(
     for w in windows:
         requests = rec.request_stats(w.start_epoch, w.end_epoch)
         total = rec.aggregate(w.start_epoch, w.end_epoch)
-        verdict = evaluate(_step_result(run_dir.name, w, requests, total), judged)
+        verdict = evaluate(step_result(run_dir.name, w, requests, total), judged)
         step_window = Window(w.start_epoch, w.end_epoch, scraped[0] if scraped else rec.interval_s)
         if judged.server is not None and judged.server.budgets:
             server = judge_server(
@@ -450,7 +450,7 @@ def _min_steady_s(step_time_s: float) -> float:
     return max(1.0, 0.5 * (step_time_s - settle_time_s(step_time_s)))
 
 
-def _step_result(
+def step_result(
     run_id: str, w: StepWindow, requests: Sequence[RequestStats], total: RequestStats
 ) -> RunResult:
     meta = RunMeta(
@@ -560,11 +560,11 @@ class _LiveMonitor:
         for index in range(first, last + 1):
             for key, figures in self.intervals.get(index, {}).items():
                 merged.setdefault(key, []).append(figures)
-        requests = [_live_stats(key, parts, duration) for key, parts in sorted(merged.items())]
+        requests = [live_stats(key, parts, duration) for key, parts in sorted(merged.items())]
         requests = [r for r in requests if r.count]
         http = [r for r in requests if r.request_type != "FLOW"]
         total = combine_stats(http, duration, source="locust")
-        result = _step_result("live", w, requests, total)
+        result = step_result("live", w, requests, total)
         verdict = evaluate(result, self.budgets)
         return step_from_stats(
             users=w.users,
@@ -574,7 +574,7 @@ class _LiveMonitor:
         )
 
 
-def _live_stats(key: str, parts: Sequence[Mapping[str, Any]], duration_s: float) -> RequestStats:
+def live_stats(key: str, parts: Sequence[Mapping[str, Any]], duration_s: float) -> RequestStats:
     count = sum(int(p.get("count") or 0) for p in parts)
     timed = [(p["avg_ms"], int(p["count"])) for p in parts if p.get("avg_ms") is not None]
     p95s = [(p["p95_ms"], int(p["count"])) for p in parts if p.get("p95_ms") is not None]

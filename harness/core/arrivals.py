@@ -235,6 +235,12 @@ class RateStep:
     def carried(self) -> bool:
         return self.budgets_hold and self.served_per_s >= CARRIED_SHARE * self.offered_per_s
 
+    @property
+    def verdict(self) -> str:
+        if self.carried:
+            return "carried"
+        return "saturated" if self.budgets_hold else "budget broken"
+
 
 @dataclass(frozen=True)
 class RateCapacity:

@@ -7,7 +7,8 @@ line when the source does not answer. ``where`` names the source without credent
 
 - ``prometheus``: a Prometheus text endpoint (an exporter, the target's /metrics), parsed with
   ``prometheus_client.parser``; optional Basic auth from the environment variables the
-  budgets file names;
+  budgets file names; ``{target}`` in its URL is the run's target (a blackbox_exporter
+  probe of it), and a page saying ``probe_success 0`` is a failed probe, not an answer;
 - ``promql``: a Prometheus server; ``names`` from its label API, samples by range queries
   (``/api/v1/query_range``) over the run once the load is over (``range_samples``);
 - ``redis``: ``INFO`` through redis-py, as redis_exporter names it;
@@ -40,6 +41,9 @@ RANGE_POINTS = 10_000
 # Exporters answer in milliseconds; a text page larger than this is not a metrics page.
 MAX_PAGE_BYTES = 32 * 1024 * 1024
 _SAMPLE_NAME = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+# blackbox_exporter answers 200 for a failed probe too; only probe_success tells.
+_PROBE_SUCCESS = re.compile(r"^probe_success(?:\{[^}\n]*\})?[ \t]+(\S+)", re.M)
+TARGET_PLACEHOLDER = "{target}"
 _FAMILY_SUFFIXES = {
     "counter": ("_total",),
     "histogram": ("_bucket", "_sum", "_count"),
@@ -142,6 +146,25 @@ def page_values(text: str, wanted: frozenset[str]) -> dict[str, float]:
     )
 
 
+def probe_failure(text: str) -> str | None:
+    """The line saying a blackbox_exporter probe failed (``probe_success 0``), else None.
+
+    A failed probe's ``probe_duration_seconds`` is how long failing took (a refused
+    connection is fast): judged as a latency, it would pass.
+    """
+    m = _PROBE_SUCCESS.search(text) if "probe_success" in text else None
+    if m is None:
+        return None
+    try:
+        if float(m.group(1)) >= 1.0:
+            return None
+    except ValueError:
+        return None  # the parser names what is wrong with the page
+    code = re.search(r"^probe_http_status_code[ \t]+(\S+)", text, re.M)
+    status = f", probe_http_status_code {code.group(1)}" if code else ""
+    return f"the probe failed (probe_success 0{status})"
+
+
 class PrometheusSource:
     """A Prometheus text endpoint: ``url`` is whole, or a path joined to the target."""
 
@@ -165,6 +188,10 @@ class PrometheusSource:
             raise ScrapeError(f"HTTP {response.status_code} from {self.where}")
         if len(response.content) > MAX_PAGE_BYTES:
             raise ScrapeError(f"{self.where} answered more than {MAX_PAGE_BYTES // 2**20} MiB")
+        failed = probe_failure(response.text)
+        if failed is not None:
+            debug = ("&" if "?" in self.where else "?") + "debug=true"
+            raise ScrapeError(f"{failed}; open {self.where}{debug} to see why")
         return response.text
 
     def names(self) -> set[str]:
@@ -605,9 +632,17 @@ def reference_target_pid(url: str) -> int:
 def open_source(
     spec: SourceSpec, *, target_url: str | None, target_pid: int | None, source_file: str
 ) -> Source:
-    """The client of a source; a path URL is joined to ``target_url``."""
+    """The client of a source; a path URL is joined to ``target_url``, and ``{target}`` in a
+    URL is ``target_url`` (a probe of the built-in target, whose port is chosen at start)."""
     if spec.kind == "prometheus":
         url = spec.url or "/metrics"
+        if TARGET_PLACEHOLDER in url:
+            if target_url is None:
+                raise ConfigError(
+                    f"{source_file}: {spec.key_path or 'sources.' + spec.name}.url: {url} names "
+                    "{target}, and this run has no target URL; write the URL it probes"
+                )
+            url = url.replace(TARGET_PLACEHOLDER, target_url.rstrip("/"))
         if url.startswith("/"):
             if target_url is None:
                 raise ConfigError(

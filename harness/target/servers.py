@@ -1,5 +1,5 @@
 """Real servers from Debian's packages, started on loopback: Redis, PostgreSQL, Prometheus
-and its node and Redis exporters.
+and its node, Redis and blackbox exporters.
 
 The reference target's stack (``harness.target.stack``, ``make stack``) and the tests
 (``tests/servers.py``) start them the same way: a free port on 127.0.0.1, a data folder
@@ -33,10 +33,11 @@ REDIS_SERVER = "/usr/bin/redis-server"
 PROMETHEUS = "/usr/bin/prometheus"
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
 REDIS_EXPORTER = "/usr/bin/prometheus-redis-exporter"
+BLACKBOX_EXPORTER = "/usr/bin/prometheus-blackbox-exporter"
 POSTGRES_GLOB = "/usr/lib/postgresql/*/bin/postgres"
 PACKAGES = (
     "redis-server postgresql postgresql-contrib prometheus prometheus-node-exporter "
-    "prometheus-redis-exporter"
+    "prometheus-redis-exporter prometheus-blackbox-exporter"
 )
 LOOPBACK = "127.0.0.1"
 POSTGRES_USER = "paybench"
@@ -61,6 +62,7 @@ def binary_paths() -> dict[str, str | None]:
         "prometheus": PROMETHEUS,
         "prometheus-node-exporter": NODE_EXPORTER,
         "prometheus-redis-exporter": REDIS_EXPORTER,
+        "prometheus-blackbox-exporter": BLACKBOX_EXPORTER,
     }
     return {name: p if p and os.access(p, os.X_OK) else None for name, p in paths.items()}
 
@@ -428,6 +430,53 @@ def start_redis_exporter(redis_url: str, parent: Path | None = None) -> Server:
         return Server(
             "prometheus-redis-exporter", url, port, proc, folder,
             folder / "prometheus-redis-exporter.log", remove_folder=remove,
+        )  # fmt: skip
+
+    return _with_port_retry(start)
+
+
+# Modules of blackbox_exporter's own example config, over IPv4 (loopback is 127.0.0.1).
+BLACKBOX_CONFIG = """\
+modules:
+  http_2xx:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+  tcp_connect:
+    prober: tcp
+    timeout: 5s
+    tcp:
+      preferred_ip_protocol: ip4
+"""
+
+
+def start_blackbox_exporter(parent: Path | None = None) -> Server:
+    """prometheus-blackbox-exporter on 127.0.0.1 with modules http_2xx and tcp_connect;
+    url http://127.0.0.1:PORT (probe with ``/probe?module=http_2xx&target=URL``)."""
+
+    def start(port: int) -> Server:
+        folder, remove = _folder(parent, "blackbox-exporter")
+        url = f"http://{LOOPBACK}:{port}"
+        try:
+            config = folder / "blackbox.yml"
+            config.write_text(BLACKBOX_CONFIG, encoding="utf-8")
+            command = [
+                BLACKBOX_EXPORTER,
+                f"--config.file={config}",
+                f"--web.listen-address={LOOPBACK}:{port}",
+                "--log.level=warn",
+            ]
+            proc = _start(
+                "prometheus-blackbox-exporter", command, folder, _http_ready(url + "/metrics")
+            )
+        except BaseException:
+            if remove:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return Server(
+            "prometheus-blackbox-exporter", url, port, proc, folder,
+            folder / "prometheus-blackbox-exporter.log", remove_folder=remove,
         )  # fmt: skip
 
     return _with_port_retry(start)

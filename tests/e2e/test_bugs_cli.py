@@ -98,15 +98,12 @@ def test_a_bug_during_a_run_leaves_its_traceback_in_the_run_folder(
     assert run_json["incomplete_reason"] == "internal error (RuntimeError); see the traceback"
 
 
-@pytest.mark.parametrize(
-    ("command", "where"),
-    [("check", "harness.commands.check.evaluate"), ("report", "harness.commands.report.evaluate")],
-)
+@pytest.mark.parametrize("command", ["check", "report"])  # both judge with check.verdict_of
 def test_a_bug_judging_a_run_folder_leaves_its_traceback_there(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, where: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
 ) -> None:
     folder = _folder(tmp_path)
-    monkeypatch.setattr(where, _boom)
+    monkeypatch.setattr("harness.commands.check.evaluate", _boom)
     _line, path = _invoke([command, str(folder), "--budgets", str(folder / "budgets.yaml")])
     assert path == folder / TRACEBACK_FILE
 

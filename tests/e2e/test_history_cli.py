@@ -30,8 +30,12 @@ def test_import_twice_changes_nothing_then_list_and_export(tmp_path: Path) -> No
 
     listed = paybench("history", "list", "--history", str(history))
     assert listed.returncode == 0, listed.stderr
-    rows = listed.stdout.strip().splitlines()
+    runs, _, server = listed.stdout.strip().partition("\n\n")
+    rows = runs.splitlines()
     assert len(rows) == 2 and rows[0].startswith("run id")  # header and the one run
+    # then the run's server metrics (the shipped budgets judge the built-in target's)
+    assert server.startswith("server metrics (steady state"), listed.stdout
+    assert "cache_hit_rate" in server and len(server.splitlines()) == 3, server
     assert artefact.name not in rows[1]  # the run id comes from run.json, not the folder name
     assert "smoke" in rows[1] and "PASS" in rows[1]
 

@@ -102,4 +102,4 @@ def closed_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     """Closed loop: checkout users enough to keep the slots busy, all started at once."""
     users = str(CLOSED_USERS)
     where = tmp_path_factory.mktemp("closed")
-    return run_paybench(where, "--users", users, "--spawn-rate", users, run_time_s=8)
+    return run_paybench(where, "--users", users, "--spawn-rate", users, run_time_s=6)
