@@ -230,13 +230,21 @@ class Recorder:
 
     The per-request path only appends the float response time to a list per key; numbers
     become histograms (vectorised) when they are taken, once per interval or report.
+    ``clock`` gives the epoch a request ended (``time.time``; a test's own clock).
     """
 
-    def __init__(self, interval_s: float, process: str) -> None:
+    def __init__(
+        self, interval_s: float, process: str, clock: Callable[[], float] = time.time
+    ) -> None:
         self.interval_s = interval_s
         self.process = process
         self._per_s = 1.0 / interval_s
+        self._clock = clock
         self._index = -1
+        # The epochs [_lo, _hi) whose index is _index: one comparison per request instead of
+        # a multiplication and an int (see `_interval_bounds`); empty until the first request.
+        self._lo = math.inf
+        self._hi = -math.inf
         self._times: dict[Key, list[float]] = {}
         self._fails: dict[Key, int] = {}
         self._paced_times: dict[Key, list[float]] = {}
@@ -258,7 +266,8 @@ class Recorder:
         # Open-model arrivals' counts, shipped as paced rows (locustfiles/arrivals.py sets it).
         self.arrival_totals: dict[str, list[float]] = {}
 
-    # The hot path: called for every request. Keep it to dictionary and list operations.
+    # The hot path: called for every request. Keep it to dictionary and list operations
+    # (benchmarks/record_cost.py measures it).
     def on_request(
         self,
         request_type: str,
@@ -272,16 +281,15 @@ class Recorder:
         url: str | None = None,
         **_kw: Any,  # Locust's own keywords are all named above: no dict built per call
     ) -> None:
-        now = time.time()
-        index = int(now * self._per_s)
-        if index != self._index:
-            self._roll(index)
+        now = self._clock()
+        if not self._lo <= now < self._hi:
+            self._enter(now)
         key = (request_type, name)
         times = self._times.get(key)
         if times is None:
-            times = self._times[key] = []
-            self._fails[key] = 0
-        times.append(response_time)
+            self._times[key] = [response_time]
+        else:
+            times.append(response_time)
         if exception is not None:
             self._failure(key, exception, now)
         if self.pace:
@@ -304,6 +312,13 @@ class Recorder:
         else:
             row[0] += 1
             row[2] = now
+
+    def _enter(self, now: float) -> None:
+        """``now`` is outside the current interval: roll over to its own."""
+        index = int(now * self._per_s)
+        if index != self._index:
+            self._roll(index)
+        self._lo, self._hi = _interval_bounds(index, self._per_s, self.interval_s)
 
     def _roll(self, index: int) -> None:
         """Close the current interval's lists (cheap); they become histograms in `take`."""
@@ -331,7 +346,7 @@ class Recorder:
     def on_paced_wait(self, user_class: str, pacing_s: float, wait_s: float) -> None:
         """Called by a paced user's wait_time: the next iteration starts in ``wait_s``."""
         greenlet = getcurrent()
-        start = time.time() + wait_s
+        start = self._clock() + wait_s
         state = self.pace.get(greenlet)
         if state is None:
             state = _PaceState(user_class, pacing_s, anchor_epoch=start, intended_epoch=start)
@@ -415,6 +430,24 @@ class Recorder:
                 k: list(v) for k, v in {**self.paced_totals, **self.arrival_totals}.items()
             },
         }
+
+
+def _interval_bounds(index: int, per_s: float, interval_s: float) -> tuple[float, float]:
+    """The floats [lo, hi) whose ``int(epoch * per_s)`` is ``index``, exactly.
+
+    Float multiplication is monotonic, so the epochs of one index are one run of floats; its
+    ends are found from ``index * interval_s`` by stepping to the neighbouring floats.
+    """
+
+    def first_reaching(k: int) -> float:
+        x = k * interval_s
+        while x * per_s >= k:
+            x = math.nextafter(x, -math.inf)
+        while x * per_s < k:
+            x = math.nextafter(x, math.inf)
+        return x
+
+    return first_reaching(index), first_reaching(index + 1)
 
 
 def _delta_row(

@@ -31,6 +31,7 @@ import csv
 import io
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -466,7 +467,7 @@ class HistoryStore:
         if version == SCHEMA_VERSION:
             return
         # WAL lets readers go on while one process writes; it is a property of the file.
-        conn.execute("PRAGMA journal_mode = WAL")
+        self._set_wal(conn)
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Another process may have created or migrated the file while we waited.
@@ -487,10 +488,29 @@ class HistoryStore:
             conn.execute("ROLLBACK")
             raise
 
+    @staticmethod
+    def _set_wal(conn: sqlite3.Connection) -> None:
+        """Switching to WAL takes the file's exclusive lock, and SQLite does not wait on
+        busy_timeout for it: while another process creates the same history it answers
+        "database is locked" at once. Try again, within the same bound as every wait."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
     def _check_version(self, conn: sqlite3.Connection) -> int:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        # One statement, so one snapshot: read one by one, the three could straddle another
+        # process creating the schema (no application id yet, but its tables already).
+        version, app_id, tables = conn.execute(
+            "SELECT (SELECT user_version FROM pragma_user_version),"
+            " (SELECT application_id FROM pragma_application_id),"
+            " (SELECT count(*) FROM sqlite_master)"
+        ).fetchone()
         if app_id != APPLICATION_ID and (tables or version):
             raise FormatError(
                 f"{self.path}: not a paybench history database (it holds other tables); "

@@ -203,12 +203,12 @@ def test_two_processes_adding_50_runs_each_lose_nothing(tmp_path: Path) -> None:
     writer = HERE / "concurrent_writer.py"
     procs = [
         subprocess.Popen(
-            [sys.executable, str(writer), str(path), str(go), prefix, "50"],
+            [sys.executable, str(writer), str(path), str(go), prefix, "50", other],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for prefix in ("a", "b")
+        for prefix, other in (("a", "b"), ("b", "a"))
     ]
     try:
         # Release both at once, when both are ready (they say so on stdout).
@@ -230,7 +230,8 @@ def test_two_processes_adding_50_runs_each_lose_nothing(tmp_path: Path) -> None:
     assert _count(path, "histograms") == 300
     ids = {r.run_id for r in HistoryStore(path).list_runs()}
     assert ids == {f"{p}-{i:03d}" for p in "ab" for i in range(50)}
-    # The writers did overlap: their runs are interleaved in insertion order.
+    # The writers did overlap (each waited for the other's first run before its second):
+    # their runs are interleaved in insertion order.
     with sqlite3.connect(path) as conn:
         order = "".join(r[0][0] for r in conn.execute("SELECT run_id FROM runs ORDER BY rowid"))
     conn.close()
