@@ -42,10 +42,26 @@ from harness.errors import EXIT_BUDGET_BROKEN, EXIT_OK, EXIT_UNJUDGEABLE, Config
 from harness.lifecycle import LocustOptions, RunSpec, execute
 from harness.preflight import preflight_checks
 from harness.profiles import DEFAULT_LOCUSTFILE
-from harness.recording import combine_stats, generator_unreliable_reasons, load_recording
-from harness.runfolder import HDR_FILE, LOG_FILE, LiveLine, bugs_reported_in, new_run_id
+from harness.recording import (
+    Recording,
+    combine_stats,
+    generator_unreliable_reasons,
+    load_recording,
+)
+from harness.report.arrival_capacity import ArrivalCounts, build_arrival_capacity_context
+from harness.report.arrival_capacity_render import write_arrival_capacity_reports
+from harness.runfolder import (
+    HDR_FILE,
+    LOG_FILE,
+    LiveLine,
+    bugs_reported_in,
+    new_run_id,
+    write_atomic,
+)
 
 INITIATE_KEY = request_key(*catalogue.INITIATE)
+# The same requests from the actual send (the second latency of the open model).
+SERVICE_INITIATE_KEY = request_key("FLOW", arrivals.SERVICE_PREFIX + INITIATE_KEY)
 INTERVAL_S = 1.0
 MIN_STEP_TIME_S = 3.0
 TAIL_S = 2.0  # after the last stage: no arrivals, the journeys in flight finish
@@ -59,6 +75,7 @@ class ArrivalCapacityResult:
     answer: arrivals.RateCapacity
     reasons: tuple[str, ...]  # why the generator cannot be trusted
     stopped_after: arrivals.RateStep | None = None  # the live step that stopped the run
+    reports: tuple[Path, ...] = ()  # capacity.html, capacity.md
 
     @property
     def lines(self) -> tuple[str, ...]:
@@ -81,6 +98,11 @@ class ArrivalCapacityResult:
             ),
             self.answer.sentence,
             *(f"UNRELIABLE: {r}" for r in self.reasons),
+            *(
+                (f"capacity report: {', '.join(str(p) for p in self.reports)}",)
+                if self.reports
+                else ()
+            ),
             f"run folder: {self.run_dir}",
         )
 
@@ -167,7 +189,7 @@ def arrival_capacity(
                 f"{finished.run_dir / LOG_FILE}"
             )
         judged = step_budgets(budgets)
-        steps = []
+        steps, service_p95 = [], []
         for i, rate in enumerate(rates):
             # The interval the stop falls in is cut short (its journeys were stopped).
             stop = (rec.test_stop_epoch or origin) - INTERVAL_S
@@ -177,15 +199,45 @@ def arrival_capacity(
             requests = rec.request_stats(w.start_epoch, w.end_epoch)
             total = rec.aggregate(w.start_epoch, w.end_epoch)
             steps.append(_rate_step(rate, finished.run_dir.name, w, requests, total, judged))
+            service = next((r for r in requests if r.key == SERVICE_INITIATE_KEY), None)
+            service_p95.append(service.percentile_ms(95) if service else None)
         answer = arrivals.rate_capacity(tuple(steps))
         reasons = generator_unreliable_reasons(rec, origin, rec.test_stop_epoch)
         stopped = monitor.stopped_after if finished.outcome.stopped else None
-        result_ = ArrivalCapacityResult(finished.run_dir, answer, tuple(reasons), stopped)
-        (finished.run_dir / "arrival_capacity.txt").write_text(
-            "\n".join(result_.lines) + "\n", encoding="utf-8"
+        ctx = build_arrival_capacity_context(
+            answer,
+            service_p95_ms=service_p95,
+            counts=_arrival_counts(rec),
+            stopped_after=stopped,
+            reasons=reasons,
+            facts=(
+                ("run", finished.run_dir.name),
+                ("arrival rates", ", ".join(f"{r:g}/s" for r in rates)),
+                ("step time", f"{step_time_s:g} s, the first {settle_s:g} s of each left out"),
+                ("budgets", str(budgets_path)),
+                ("target", host or "the reference target on loopback"),
+            ),
         )
+        reports = write_arrival_capacity_reports(finished.run_dir, ctx)
+        result_ = ArrivalCapacityResult(finished.run_dir, answer, tuple(reasons), stopped, reports)
+        # Through the one atomic write: a full disk is one line (exit 3), never a traceback.
+        write_atomic(finished.run_dir / "arrival_capacity.txt", "\n".join(result_.lines) + "\n")
         say(answer.sentence)
         return result_
+
+
+def _arrival_counts(rec: Recording) -> ArrivalCounts | None:
+    """The run's intended, dropped and late arrivals (whole-run rows beside the paced users')."""
+    rows = {c.user_class: c for c in rec.paced.user_classes}
+    dropped, late = rows.get(arrivals.DROPPED_CLASS), rows.get(arrivals.LATE_CLASS)
+    if dropped is None or late is None:
+        return None
+    intended = round(dropped.intended_iterations)
+    return ArrivalCounts(
+        intended=intended,
+        dropped=intended - dropped.achieved_iterations,
+        late=round(late.intended_iterations) - late.achieved_iterations,
+    )
 
 
 def _window(

@@ -1,4 +1,4 @@
-"""Arrival-rate mode end to end: issue 17's "Done when" on a target of known capacity.
+"""Arrival-rate mode end to end: what the open model promises, on a target of known capacity.
 
 Capacity is ``SLOTS / SERVICE_MS`` = 20 checkouts/s (conftest). Runs: 0.5x (light), 1.2x
 (overload), a closed-loop run that keeps the slots busy, a generator saturated on purpose
@@ -134,6 +134,16 @@ def test_open_model_capacity_within_10_percent(tmp_path: Path) -> None:
         # Stopped during the fourth step's first seconds, not at its end (4 x 4 s + 2 s).
         rec = load_recording(run_dir / HDR_FILE)
         assert rec.test_stop_epoch - rec.test_start_epoch < 3 * 4 + 3.5, table
+        # The report: capacity.html and capacity.md named by the output, with
+        # the answer's rate and a row per step that ran.
+        html, md = run_dir / "capacity.html", run_dir / "capacity.md"
+        assert f"capacity report: {html}, {md}" in stdout, stdout
+        for page in (html, md):
+            text = page.read_text(encoding="utf-8")
+            assert f"carries {carried:g} checkouts/s" in text, page
+            assert "service-time p95" in text and "saturated" in text, page
+        step_rows = re.findall(r"^\| [\d.]+ \| ", md.read_text(encoding="utf-8"), re.MULTILINE)
+        assert len(step_rows) == 3, md  # the fourth step was stopped in its first seconds
 
 
 def test_saturated_generator_is_unreliable(tmp_path: Path) -> None:
