@@ -159,9 +159,29 @@ def tick_cost(per_interval: int, rounds: int) -> list[tuple[str, float]]:
 
 
 class _Session:
+    """A session whose request() does nothing, with FastHttpSession.request's parameters
+    (so `_tracked` wraps it as it wraps FastHttpSession's)."""
+
     request_name = None
 
-    def request(self, method: str, url: str, **kwargs: object) -> None:
+    def request(
+        self,
+        method: str,
+        url: str,
+        name: object = None,
+        data: object = None,
+        catch_response: object = False,
+        stream: object = False,
+        headers: object = None,
+        auth: object = None,
+        json: object = None,
+        allow_redirects: object = True,
+        context: object = None,
+        **kwargs: object,
+    ) -> None:
+        return None
+
+    def generic_request(self, method: str, url: str, *args: object, **kwargs: object) -> None:
         return None
 
     def urlopen(self, request: object) -> None:
@@ -188,16 +208,33 @@ def wrapper_cost(calls: int, rounds: int) -> list[tuple[str, float]]:
         for i in range(calls):
             tracked(session, "GET", NAMES[i & 3])
 
+    generic_plain = _Session.generic_request
+    generic = plugin._tracked(generic_plain)
+
+    def run_generic_plain() -> None:
+        for i in range(calls):
+            generic_plain(session, "GET", NAMES[i & 3])
+
+    def run_generic() -> None:
+        recorder.started = {}
+        for i in range(calls):
+            generic(session, "GET", NAMES[i & 3])
+
     try:
         a = _best_ns(rounds, calls, run_plain)
         b = _best_ns(rounds, calls, run_tracked)
+        e = _best_ns(rounds, calls, run_generic_plain)
+        f = _best_ns(rounds, calls, run_generic)
     finally:
         plugin._STATE.recorder = None
-    rows = [("request wrapper (_tracked): its own cost", b - a)]
+    rows = [
+        ("request wrapper (_tracked): its own cost", b - a),
+        ("  (the generic wrapper, HttpSession's: for comparison)", f - e),
+    ]
 
     # The allow-list check: not the recording, but on every request whenever the plugin is.
     request = _Request()
-    plugin._GUARD.decisions.clear()
+    plugin._GUARD.allowed = frozenset()  # and forget what was decided
     guarded = plugin._guarded_urlopen(_Session.urlopen)
 
     def run_open() -> None:
@@ -244,8 +281,7 @@ def loopback_cost(requests: int, rounds: int) -> list[tuple[str, float]]:
         plugin._install_request_tracking()
         plugin._install_guards()
         wrapped_request, wrapped_open = FastHttpSession.request, LocustUserAgent._urlopen
-        plugin._GUARD.allowed = frozenset()
-        plugin._GUARD.decisions.clear()
+        plugin._GUARD.allowed = frozenset()  # and forget what was decided
 
         def cpu_ns_per_request() -> float:
             # This process's CPU only: the server's time is another process's.

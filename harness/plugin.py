@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import base64
+import inspect
 import logging
 import math
 import os
@@ -498,7 +499,100 @@ def _resolved_name(token: Pending) -> str:
 # -- cut-off tracking: wrap the HTTP sessions' request() --------------------------------------
 
 
+# FastHttpSession.request's parameters: a method with exactly these gets the wrapper that
+# passes them on one by one (no tuple and dict packed and unpacked per request).
+_FAST_PARAMETERS = (
+    "self", "method", "url", "name", "data", "catch_response", "stream", "headers", "auth",
+    "json", "allow_redirects", "context", "kwargs",
+)  # fmt: skip
+
+
 def _tracked(original: Callable[..., Any]) -> Callable[..., Any]:
+    code = getattr(original, "__code__", None)
+    fast = (
+        code is not None
+        and code.co_varnames[: code.co_argcount + 1] == _FAST_PARAMETERS
+        and code.co_flags & inspect.CO_VARKEYWORDS
+        and not code.co_flags & inspect.CO_VARARGS
+        and len(original.__defaults__ or ()) == len(_FAST_PARAMETERS) - 4
+    )
+    request = _tracked_fast(original) if fast else _tracked_generic(original)
+    request._paybench_wrapped = True  # type: ignore[attr-defined]
+    request.__wrapped__ = original  # type: ignore[attr-defined]
+    return request
+
+
+def _let_kill_land() -> None:
+    # Locust judged this user idle and scheduled its kill (a hub callback), but the user
+    # woke up before the kill landed. Left alone, the kill would hit the first yield inside
+    # the request, before a byte is sent (geventhttpclient's check of a pooled socket), and
+    # an unsent request would count as cut off. Yield once: the kill, queued before us,
+    # lands here, where Locust meant it to (outside a request).
+    gevent.sleep(0)
+
+
+def _tracked_fast(original: Callable[..., Any]) -> Callable[..., Any]:
+    """FastHttpSession.request's own parameters, passed on as they came."""
+
+    def request(
+        self: Any,
+        method: str,
+        url: str,
+        name: Any = None,
+        data: Any = None,
+        catch_response: Any = False,
+        stream: Any = False,
+        headers: Any = None,
+        auth: Any = None,
+        json: Any = None,
+        allow_redirects: Any = True,
+        context: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        if _GUARD.basic_auth is not None:
+            mine = {"headers": headers, "auth": auth}
+            headers = _with_basic_auth(self, url, (), mine, _GUARD.basic_auth)["headers"]
+        recorder = _STATE.recorder
+        if recorder is not None:
+            # Inline (a call less per request): the same as in _tracked_generic.
+            dying = recorder.dying
+            if dying and getcurrent() in dying:
+                _let_kill_land()
+            label = name or self.request_name
+            # Named: one counter per name; unnamed: per URL and session, resolved at stop.
+            call = (method, label, None, None) if label else (method, None, url, self)
+            started = recorder.started
+            started[call] = started.get(call, 0) + 1
+            try:
+                if kwargs:
+                    return original(
+                        self, method, url, name, data, catch_response, stream, headers,
+                        auth, json, allow_redirects, context, **kwargs,
+                    )  # fmt: skip
+                return original(
+                    self, method, url, name, data, catch_response, stream, headers, auth,
+                    json, allow_redirects, context,
+                )  # fmt: skip
+            except Exception:
+                # An error, not an interruption (a bad URL, a listener that raised): Locust
+                # will not report this request, and it is not in flight either.
+                started[call] -= 1
+                raise
+            # GreenletExit (a user killed at stop), KeyboardInterrupt, SystemExit: it stays
+            # started and never completes, so it counts as cut off at stop.
+        return original(
+            self, method, url, name, data, catch_response, stream, headers, auth, json,
+            allow_redirects, context, **kwargs,
+        )  # fmt: skip
+
+    # The very default objects of the original (its `context={}` among them).
+    request.__defaults__ = original.__defaults__
+    return request
+
+
+def _tracked_generic(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Any other request(): HttpSession's (method, url, *args, **kwargs)."""
+
     def request(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         if _GUARD.basic_auth is not None:
             kwargs = _with_basic_auth(self, url, args, kwargs, _GUARD.basic_auth)
@@ -507,29 +601,17 @@ def _tracked(original: Callable[..., Any]) -> Callable[..., Any]:
             return original(self, method, url, *args, **kwargs)
         dying = recorder.dying
         if dying and getcurrent() in dying:
-            # Locust judged this user idle and scheduled its kill (a hub callback), but the
-            # user woke up before the kill landed. Left alone, the kill would hit the first
-            # yield inside the request, before a byte is sent (geventhttpclient's check of a
-            # pooled socket), and an unsent request would count as cut off. Yield once: the
-            # kill, queued before us, lands here, where Locust meant it to (outside a request).
-            gevent.sleep(0)
+            _let_kill_land()
         name = kwargs.get("name") or (args[0] if args else None) or self.request_name
-        # Named: one counter per name; unnamed: per URL and session, resolved at stop.
         call = (method, name, None, None) if name else (method, None, url, self)
         started = recorder.started
         started[call] = started.get(call, 0) + 1
         try:
             return original(self, method, url, *args, **kwargs)
         except Exception:
-            # An error, not an interruption (a bad URL, a listener that raised): Locust will
-            # not report this request, and it is not in flight either.
-            started[call] -= 1
+            started[call] -= 1  # not in flight: see _tracked_fast
             raise
-        # GreenletExit (a user killed at stop), KeyboardInterrupt, SystemExit: it stays
-        # started and never completes, so it counts as cut off at stop.
 
-    request._paybench_wrapped = True  # type: ignore[attr-defined]
-    request.__wrapped__ = original  # type: ignore[attr-defined]
     return request
 
 
@@ -569,25 +651,54 @@ class HostNotAllowedRequests(RequestException):
         return f"HostNotAllowed({str(self)!r})"
 
 
-@dataclass
 class _Guard:
-    allowed: frozenset[str] = frozenset()  # normalised names besides loopback
-    # (scheme, netloc) -> why it is refused (None: allowed); cleared when the list changes.
-    decisions: dict[tuple[str, str], str | None] = field(default_factory=dict)
-    basic_auth: str | None = None  # the Authorization value from PAYBENCH_HOST_*
-    # HttpSession: greenlet -> the first request of the redirect chain it is sending.
-    sending: dict[Any, Any] = field(default_factory=dict)
+    """The allow-list as the sessions ask it, with what it has answered so far."""
 
-    def decide(self, key: tuple[str, str]) -> str | None:
-        """The first time a (scheme, netloc) is seen; then ``decisions`` answers."""
+    def __init__(self) -> None:
+        self._allowed: frozenset[str] = frozenset()  # normalised names besides loopback
+        # Exact netloc strings (as the URL spells them) that both http and https may reach:
+        # the one lookup per request. Anything else (refused, not seen yet) goes to `decide`.
+        self.passed: set[str] = set()
+        # (scheme, netloc) -> why it is refused (None: allowed), once `decide` has seen it.
+        self.decisions: dict[tuple[str, str], str | None] = {}
+        self.basic_auth: str | None = None  # the Authorization value from PAYBENCH_HOST_*
+        # HttpSession: greenlet -> the first request of the redirect chain it is sending.
+        self.sending: dict[Any, Any] = {}
+
+    @property
+    def allowed(self) -> frozenset[str]:
+        return self._allowed
+
+    @allowed.setter
+    def allowed(self, names: frozenset[str]) -> None:
+        # What was decided under another list must not answer for this one.
+        self._allowed = names
+        self.passed.clear()
+        self.decisions.clear()
+
+    def decide(self, scheme: str, netloc: str) -> str | None:
+        """Why a (scheme, netloc) is refused, or None: the list is asked once for each."""
+        key = (scheme, netloc)
+        reason = self.decisions.get(key, _UNSEEN)
+        if reason is not _UNSEEN:
+            return reason  # type: ignore[return-value]
         if len(self.decisions) > 1024:
-            self.decisions.clear()  # a scenario that invents host names: stay bounded
-        found = self.decisions[key] = refusal(f"{key[0]}://{key[1]}/", self.allowed)
-        return found
+            # A scenario that invents host names: stay bounded (and ask the list again).
+            self.decisions.clear()
+            self.passed.clear()
+        reason = self.decisions[key] = refusal(f"{scheme}://{netloc}/", self._allowed)
+        if (
+            reason is None
+            and scheme in _WEB_SCHEMES
+            and all(refusal(f"{s}://{netloc}/", self._allowed) is None for s in _WEB_SCHEMES)
+        ):
+            self.passed.add(netloc)
+        return reason
 
 
-_GUARD = _Guard()
 _UNSEEN = object()
+_WEB_SCHEMES = frozenset(("http", "https"))  # geventhttpclient's URL gives them lower case
+_GUARD = _Guard()
 _ABSOLUTE = re.compile(r"^https?://", re.IGNORECASE)  # as the sessions tell a full URL
 
 
@@ -598,13 +709,12 @@ def _refused(url: str, reason: str, redirect: bool) -> str:
 
 def _guarded_urlopen(original: Callable[..., Any]) -> Callable[..., Any]:
     def _urlopen(self: Any, request: Any) -> Any:
-        # The hot path: one dict lookup per request once a host has been decided.
+        # The hot path: one set lookup per request once a host has passed.
         split = request.url_split
-        key = (split.scheme, split.netloc)
-        reason = _GUARD.decisions.get(key, _UNSEEN)
-        if reason is _UNSEEN:
-            reason = _GUARD.decide(key)
-        if isinstance(reason, str):
+        if split.netloc in _GUARD.passed and split.scheme in _WEB_SCHEMES:
+            return original(self, request)
+        reason = _GUARD.decide(split.scheme, split.netloc)
+        if reason is not None:
             # geventhttpclient marks the requests it makes for a redirect unverifiable.
             redirect = bool(getattr(request, "unverifiable", False))
             raise HostNotAllowed(_refused(str(split), reason, redirect))
@@ -620,11 +730,8 @@ def _guarded_send(original: Callable[..., Any]) -> Callable[..., Any]:
         current = getcurrent()
         origin = _GUARD.sending.get(current)  # set: this send is a hop of that request
         parts = urllib.parse.urlsplit(request.url)
-        key = (parts.scheme, parts.netloc)
-        reason = _GUARD.decisions.get(key, _UNSEEN)
-        if reason is _UNSEEN:
-            reason = _GUARD.decide(key)
-        if isinstance(reason, str):
+        reason = _GUARD.decide(parts.scheme, parts.netloc)
+        if reason is not None:
             # Attached to the first request, so Locust names the failure as it names the
             # request (by its first URL), whichever hop was refused.
             message = _refused(request.url, reason, redirect=origin is not None)
@@ -666,8 +773,7 @@ def _configure_guard(environment: Any) -> None:
     for host in hosts:
         if isinstance(host, str) and url_problem(host) is None:
             entries.append(urllib.parse.urlsplit(host).hostname or "")
-    _GUARD.allowed = allowed_names(entries)
-    _GUARD.decisions.clear()
+    _GUARD.allowed = allowed_names(entries)  # forgets what was decided
     credentials = basic_credentials(os.environ)
     _GUARD.basic_auth = None
     if credentials is not None:
