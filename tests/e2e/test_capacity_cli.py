@@ -7,9 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import only_run_dir, paybench
+from tests.e2e.helpers import ROOT, only_run_dir, paybench
 
 pytestmark = pytest.mark.e2e
+
+
+def _budgets(tmp_path: Path) -> str:
+    """The shipped budgets with a throughput floor two users meet on a busy machine (the
+    shipped 5 requests/s they may not: these tests are about the command, not the machine)."""
+    shipped = (ROOT / "budgets.yaml").read_text(encoding="utf-8")
+    floor = 'rps: ">= 5"'
+    assert shipped.count(floor) == 1, "the shipped throughput floor moved: update this test"
+    path = tmp_path / "budgets.yaml"
+    path.write_text(shipped.replace(floor, 'rps: ">= 0.5"'), encoding="utf-8")
+    return str(path)
 
 
 def test_capacity_command_answers_and_writes_its_reports(tmp_path: Path) -> None:
@@ -26,6 +37,8 @@ def test_capacity_command_answers_and_writes_its_reports(tmp_path: Path) -> None
         "3s",
         "--expected-peak-rps",
         "1",
+        "--budgets",
+        _budgets(tmp_path),
         "--out",
         str(out),
     )
@@ -43,7 +56,7 @@ def test_a_capacity_run_json_has_the_fields_of_a_run_json(tmp_path: Path) -> Non
     r = paybench(
         "capacity",
         *("--start-users", "2", "--step-users", "2", "--max-users", "4", "--step-time", "3s"),
-        *("--expected-peak-rps", "1", "--out", str(capacity_out)),
+        *("--expected-peak-rps", "1", "--budgets", _budgets(tmp_path), "--out", str(capacity_out)),
     )
     assert r.returncode == 0, r.stdout + r.stderr
     r = paybench("run", "--run-time", "5s", "--out", str(run_out), "--no-history")
