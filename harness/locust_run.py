@@ -279,15 +279,27 @@ def run_locust(
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGINT (Locust then writes its outputs), and SIGKILL if it does not end in time."""
+    """SIGINT (Locust then writes its outputs); SIGTERM if it does not end in time, then
+    SIGKILL.
+
+    Python raises the SIGINT's KeyboardInterrupt wherever the process is, and one raised
+    inside a finaliser (``__del__`` of a response being collected) is printed and dropped:
+    Locust then runs on as if never told. SIGTERM reaches Locust through gevent's own
+    handler, which calls the same shutdown (outputs written) without that hazard. It is
+    the second try, not the first, so that a Locust already busy writing its outputs after
+    the SIGINT is left to finish: SIGKILL was the only other way out of that wait.
+    """
     if proc.poll() is not None:
         return
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=_INTERRUPT_GRACE_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=_INTERRUPT_GRACE_S)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def log_tail(run_dir: Path, lines: int = 5) -> Sequence[str]:

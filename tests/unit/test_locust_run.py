@@ -343,13 +343,34 @@ def test_stop_ends_a_process_with_one_sigint() -> None:
             proc.wait()
 
 
-def test_a_process_that_ignores_sigint_is_killed_with_its_group(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """After the grace period the whole session goes: Locust's forked workers too."""
+def test_a_process_that_lost_its_sigint_ends_on_sigterm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGINT dropped (raised inside a finaliser, say): SIGTERM, before any SIGKILL."""
     monkeypatch.setattr(locust_run, "_INTERRUPT_GRACE_S", 0.3)
     proc = subprocess.Popen(
-        ["sh", "-c", 'trap "" INT; sleep 30 & echo $!; wait'],
+        ["sh", "-c", 'trap "" INT; echo ready; exec sleep 30'],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"ready\n"  # SIGINT is ignored from here on
+        locust_run._stop(proc)
+        assert proc.returncode == -signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_a_process_that_ignores_sigint_and_sigterm_is_killed_with_its_group(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After the grace periods the whole session goes: Locust's forked workers too."""
+    monkeypatch.setattr(locust_run, "_INTERRUPT_GRACE_S", 0.3)
+    proc = subprocess.Popen(
+        ["sh", "-c", 'trap "" INT TERM; sleep 30 & echo $!; wait'],
         stdout=subprocess.PIPE,
         start_new_session=True,
     )
