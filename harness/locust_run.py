@@ -207,7 +207,8 @@ def run_locust(
     """Run Locust to the end (or until interrupted, stopped or past its deadline); how it ended.
 
     Locust gets its own session so that a terminal's Ctrl-C reaches only us; we forward
-    exactly one SIGINT, which makes Locust stop its users and write its outputs. The same
+    one SIGINT, which makes Locust stop its users and write its outputs (SIGTERM if it
+    has not ended after ``_INTERRUPT_GRACE_S``, then SIGKILL: ``_stop``). The same
     SIGINT ends a run early when ``on_line`` (given every new line of the live file, every
     ``poll_s``) returns True, and when ``deadline_s`` seconds have passed since the start.
     """
