@@ -34,7 +34,7 @@ def test_a_host_not_allowed_is_refused_after_an_allowed_one(loopback_factory) ->
     steps = dict(outcome["steps"])
     assert steps["loopback"] is None
     assert steps["loopback again, named, with headers"] is None
-    assert steps["loopback, upper-case host"] is None
+    assert steps["loopback by name"] is None
     assert steps["loopback, extra keyword"] is None
     for label in ("other host after loopback", "the other host again"):
         assert steps[label].startswith("paybench refused a request to http://staging.invalid:")
